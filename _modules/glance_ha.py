@@ -1,0 +1,742 @@
+"""
+Settings, validation and file helpers of the glance_ha formula.
+
+``glance_ha.settings`` is what ``glance_ha/map.jinja`` calls: it merges defaults.yaml, the os_family
+map, ``glance_ha:lookup`` and the ``glance_ha`` pillar, validates the result and derives the values the
+SLS files and templates need (endpoint URLs, the database connection, the transport URL, the sections
+of glance-api.conf). Every problem is reported at once, each naming its pillar key, before any state
+runs: a rendering error stops the whole run, so bad pillar data changes nothing.
+
+The file helpers (``render``, ``write``, ``masked_diff``, ``ini_get``, ``ini_set``) are what the
+``glance_ha`` state module uses; they keep secrets out of diffs and never widen a file's permissions.
+"""
+
+import copy
+import difflib
+import ipaddress
+import logging
+import os
+import re
+import tempfile
+import urllib.parse
+
+import salt.utils.files
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "glance_ha"
+
+MASK = "********"
+INTERVAL_RE = re.compile(r"^(\d+)(ms|msec|us|usec|s|sec|m|min|h|hr)?$")
+PCMK_ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+NIC_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
+HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+SECTION_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
+OPTION_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+# Keys whose value is a free-form mapping: their sub-keys are not checked against defaults.yaml.
+FREE_FORM = {("config",), ("lookup",), ("cluster", "meta")}
+DB_DRIVERS = ("mysql+pymysql", "postgresql", "postgresql+psycopg2")
+NOTIFY_DRIVERS = ("messagingv2", "messaging", "noop", "log")
+MONITOR_LEVELS = ("process", "http", "api")
+STORE_BACKENDS = ("file", "rbd", "swift", "cinder", "http", "s3")
+# The seed's glance-api.conf options and what replaces them.
+LEGACY_OPTIONS = {
+    "sql_connection": "[database] connection (pillar glance_ha:database)",
+    "notifier_strategy": "[oslo_messaging_notifications] driver (pillar glance_ha:messaging:driver)",
+    "rabbit_host": "[DEFAULT] transport_url (pillar glance_ha:messaging:hosts)",
+    "rabbit_port": "[DEFAULT] transport_url (pillar glance_ha:messaging:port)",
+    "registry_host": "nothing: glance-registry no longer exists",
+    "registry_port": "nothing: glance-registry no longer exists",
+}
+
+
+def __virtual__():
+    return __virtualname__
+
+
+# --------------------------------------------------------------------------- merging and validation
+def _merge(base, over):
+    """Deep-merge ``over`` into a copy of ``base`` (dicts merge, anything else replaces)."""
+    out = copy.deepcopy(base)
+    for key, value in (over or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _unknown_keys(data, schema, path, errors):
+    for key, value in data.items():
+        kpath = path + (key,)
+        if key not in schema:
+            known = ", ".join(sorted(str(k) for k in schema))
+            errors.append(f"{_key(kpath)}: unknown key (known keys here: {known})")
+        elif kpath in FREE_FORM:
+            continue
+        elif isinstance(schema[key], dict):
+            if not isinstance(value, dict):
+                errors.append(f"{_key(kpath)}: must be a mapping, got {type(value).__name__}")
+            else:
+                _unknown_keys(value, schema[key], kpath, errors)
+
+
+def _key(path):
+    return "glance_ha:" + ":".join(str(p) for p in path)
+
+
+def _parse_interval_ms(value):
+    """Pacemaker interval ('30s', '1min', 500ms', '10') -> milliseconds, or None if malformed."""
+    match = INTERVAL_RE.match(str(value).strip())
+    if not match:
+        return None
+    number, unit = int(match.group(1)), match.group(2) or "s"
+    factor = {"ms": 1, "msec": 1, "us": 0.001, "usec": 0.001, "s": 1000, "sec": 1000,
+              "m": 60000, "min": 60000, "h": 3600000, "hr": 3600000}[unit]
+    return number * factor
+
+
+def _ip_with_prefix(value):
+    """'10.0.0.11' or '10.0.0.11/24' -> (ip_address, prefix or None); ValueError when malformed."""
+    text = str(value).strip()
+    prefix = None
+    if "/" in text:
+        text, _, raw = text.partition("/")
+        if not raw.isdigit():
+            raise ValueError(f"bad prefix length {raw!r}")
+        prefix = int(raw)
+    addr = ipaddress.ip_address(text)
+    if prefix is not None and not 1 <= prefix <= addr.max_prefixlen:
+        raise ValueError(f"prefix length {prefix} out of range 1-{addr.max_prefixlen}")
+    return addr, prefix
+
+
+def _is_host(value):
+    try:
+        ipaddress.ip_address(str(value))
+        return True
+    except ValueError:
+        return bool(HOSTNAME_RE.match(str(value)))
+
+
+def _is_int(value, low, high=None):
+    return (isinstance(value, int) and not isinstance(value, bool)
+            and value >= low and (high is None or value <= high))
+
+
+def _check_url(value, key, errors, required=True):
+    if value in ("", None):
+        if required:
+            errors.append(f"{key}: is required (an http:// or https:// URL)")
+        return None
+    parsed = urllib.parse.urlparse(str(value))
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        errors.append(f"{key}: {value!r} is not an http:// or https:// URL")
+        return None
+    try:
+        parsed.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        errors.append(f"{key}: {value!r} has an invalid port")
+        return None
+    return parsed
+
+
+def validate(pillar, merged, schema):
+    """
+    Validate the ``glance_ha`` pillar; return a list of errors, each naming its key (empty = valid).
+
+    ``pillar`` is the raw pillar (checked for unknown keys against ``schema``, the ``glance_ha`` tree
+    of defaults.yaml), ``merged`` the result of merging it over the defaults (checked for values).
+    Pure function.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' glance_ha.validate "{'vip': {'internal': '10.0.0.300'}}" "{...merged...}" "{...defaults...}"
+    """
+    errors = []
+    if not isinstance(pillar, dict):
+        return ["glance_ha: must be a mapping"]
+    _unknown_keys(pillar, schema, (), errors)
+    if errors:
+        # Values of misspelt keys would only produce confusing follow-up errors.
+        return errors
+    cfg = merged
+    _validate_vip(cfg.get("vip", {}), errors)
+    _validate_api(cfg.get("api", {}), errors)
+    _validate_database(cfg.get("database", {}), errors)
+    _validate_messaging(cfg.get("messaging", {}), errors)
+    _validate_keystone(cfg, errors)
+    _validate_store(cfg.get("store", {}), errors)
+    _validate_cluster(cfg.get("cluster", {}), errors)
+    for iface in ("public", "internal", "admin"):
+        _check_url(cfg.get("endpoints", {}).get(iface), f"glance_ha:endpoints:{iface}", errors,
+                   required=False)
+    if not isinstance(cfg.get("endpoints", {}).get("manage"), bool):
+        errors.append("glance_ha:endpoints:manage: must be true or false")
+    nova_conf = cfg.get("nova", {}).get("config")
+    if not isinstance(nova_conf, str) or not nova_conf.startswith("/"):
+        errors.append(f"glance_ha:nova:config: {nova_conf!r} is not an absolute path")
+    _validate_config_overrides(cfg.get("config"), errors)
+    return errors
+
+
+def _validate_vip(vip, errors):
+    mask = vip.get("cidr_netmask")
+    parsed = {}
+    for name in ("internal", "public"):
+        value = vip.get(name)
+        if value in ("", None):
+            if name == "internal":
+                errors.append("glance_ha:vip:internal: is required (the address glance binds to)")
+            continue
+        try:
+            parsed[name] = _ip_with_prefix(value)
+        except ValueError as exc:
+            errors.append(f"glance_ha:vip:{name}: {value!r} is not an IP address ({exc})")
+    if not _is_int(mask, 1, 128):
+        errors.append(f"glance_ha:vip:cidr_netmask: {mask!r} is not a prefix length (e.g. 24)")
+    else:
+        for name, (addr, _prefix) in parsed.items():
+            if mask > addr.max_prefixlen:
+                errors.append(f"glance_ha:vip:cidr_netmask: {mask} is too long for IPv{addr.version}"
+                              f" address {addr} of glance_ha:vip:{name}")
+    if len(parsed) == 2:
+        (iaddr, iprefix), (paddr, pprefix) = parsed["internal"], parsed["public"]
+        if iaddr == paddr and (iprefix or mask) != (pprefix or mask):
+            errors.append(f"glance_ha:vip:public: {vip['public']!r} is the internal VIP with a different"
+                          f" netmask ({vip['internal']!r}): use one VIP or two different addresses")
+    nic = vip.get("nic")
+    if nic not in ("", None) and not NIC_RE.match(str(nic)):
+        errors.append(f"glance_ha:vip:nic: {nic!r} is not a network interface name")
+
+
+def _validate_api(api, errors):
+    if not _is_int(api.get("port"), 1, 65535):
+        errors.append(f"glance_ha:api:port: {api.get('port')!r} is not a TCP port (1-65535)")
+    if not _is_int(api.get("workers"), 1, 256):
+        errors.append(f"glance_ha:api:workers: {api.get('workers')!r} is not a worker count (1-256)")
+
+
+def _validate_database(db, errors):
+    if db.get("driver") not in DB_DRIVERS:
+        hint = " (MySQLdb is gone: use mysql+pymysql)" if db.get("driver") == "mysql" else ""
+        errors.append(f"glance_ha:database:driver: {db.get('driver')!r} is not one of"
+                      f" {', '.join(DB_DRIVERS)}{hint}")
+    if not db.get("host") or not _is_host(db.get("host")):
+        errors.append(f"glance_ha:database:host: {db.get('host')!r} is not a host name or IP address")
+    if not _is_int(db.get("port"), 1, 65535):
+        errors.append(f"glance_ha:database:port: {db.get('port')!r} is not a TCP port (1-65535)")
+    for key in ("name", "user"):
+        if not isinstance(db.get(key), str) or not db.get(key):
+            errors.append(f"glance_ha:database:{key}: is required")
+    _require_password(db, "glance_ha:database:password", errors)
+
+
+def _require_password(section, key, errors):
+    value = section.get("password")
+    if value in ("", None):
+        errors.append(f"{key}: is required (no default password)")
+    elif not isinstance(value, str):
+        errors.append(f"{key}: must be a string (quote it in YAML)")
+
+
+def _validate_messaging(msg, errors):
+    driver = msg.get("driver")
+    if driver not in NOTIFY_DRIVERS:
+        errors.append(f"glance_ha:messaging:driver: {driver!r} is not one of {', '.join(NOTIFY_DRIVERS)}"
+                      " (the seed's notifier_strategy = rabbit is messagingv2)")
+        return
+    hosts = msg.get("hosts")
+    if not isinstance(hosts, list):
+        errors.append("glance_ha:messaging:hosts: must be a list of RabbitMQ hosts")
+        return
+    for i, host in enumerate(hosts):
+        if not _is_host(host):
+            errors.append(f"glance_ha:messaging:hosts:{i}: {host!r} is not a host name or IP address")
+    if not _is_int(msg.get("port"), 1, 65535):
+        errors.append(f"glance_ha:messaging:port: {msg.get('port')!r} is not a TCP port (1-65535)")
+    if driver in ("messagingv2", "messaging"):
+        if not hosts:
+            errors.append(f"glance_ha:messaging:hosts: is required when driver is {driver}"
+                          " (or set driver: noop)")
+        if not msg.get("user"):
+            errors.append("glance_ha:messaging:user: is required")
+        _require_password(msg, "glance_ha:messaging:password", errors)
+
+
+def _validate_keystone(cfg, errors):
+    ks = cfg.get("keystone", {})
+    url = ks.get("auth_url")
+    parsed = _check_url(url, "glance_ha:keystone:auth_url", errors)
+    if parsed is not None:
+        path = parsed.path.rstrip("/")
+        if re.search(r"/v2(\.0)?$", path):
+            errors.append(f"glance_ha:keystone:auth_url: {url!r} is a Keystone v2.0 URL; v2.0 is gone,"
+                          " use the v3 one (e.g. http://10.0.0.11:5000/v3)")
+        elif path and not path.endswith("/v3"):
+            errors.append(f"glance_ha:keystone:auth_url: {url!r} must end in /v3 (Keystone v3)")
+    if not ks.get("region") or not isinstance(ks.get("region"), str):
+        errors.append("glance_ha:keystone:region: is required")
+    _require_password(ks.get("service_user", {}), "glance_ha:keystone:service_user:password", errors)
+    for who in ("admin", "service_user"):
+        for key in ("username", "project_name", "user_domain_name", "project_domain_name"):
+            if not ks.get(who, {}).get(key):
+                errors.append(f"glance_ha:keystone:{who}:{key}: is required")
+    if cfg.get("endpoints", {}).get("manage"):
+        _require_password(ks.get("admin", {}), "glance_ha:keystone:admin:password", errors)
+
+
+def _validate_store(store, errors):
+    backend = store.get("backend")
+    if backend not in STORE_BACKENDS:
+        errors.append(f"glance_ha:store:backend: {backend!r} is not one of {', '.join(STORE_BACKENDS)}")
+    if backend == "file" and not str(store.get("path", "")).startswith("/"):
+        errors.append(f"glance_ha:store:path: {store.get('path')!r} is not an absolute path")
+
+
+def _validate_cluster(cl, errors):
+    for key in ("manage",):
+        if not isinstance(cl.get(key), bool):
+            errors.append(f"glance_ha:cluster:{key}: must be true or false")
+    if not isinstance(cl.get("writer"), str):
+        errors.append("glance_ha:cluster:writer: must be a minion id or '' (the Pacemaker DC)")
+    ids = [("resource", cl.get("resource"))]
+    ids += [(f"vip_resources:{k}", v) for k, v in (cl.get("vip_resources") or {}).items()]
+    for key, value in ids:
+        if not isinstance(value, str) or not PCMK_ID_RE.match(value):
+            errors.append(f"glance_ha:cluster:{key}: {value!r} is not a valid Pacemaker id")
+    names = [v for _k, v in ids]
+    if len(set(names)) != len(names):
+        errors.append("glance_ha:cluster:vip_resources: resource ids must differ from each other and"
+                      " from glance_ha:cluster:resource")
+    monitor = cl.get("monitor") or {}
+    for key in ("interval", "timeout"):
+        value = monitor.get(key)
+        millis = _parse_interval_ms(value)
+        if millis is None or millis <= 0:
+            errors.append(f"glance_ha:cluster:monitor:{key}: {value!r} is not a positive interval"
+                          " (e.g. 30s, 1min, 500ms)")
+    if cl.get("monitor_level") not in MONITOR_LEVELS:
+        errors.append(f"glance_ha:cluster:monitor_level: {cl.get('monitor_level')!r} is not one of"
+                      f" {', '.join(MONITOR_LEVELS)}")
+    for name, value in (cl.get("meta") or {}).items():
+        if isinstance(value, (dict, list)) or value is None:
+            errors.append(f"glance_ha:cluster:meta:{name}: must be a scalar")
+        elif name in ("failure-timeout",) and _parse_interval_ms(value) is None:
+            errors.append(f"glance_ha:cluster:meta:{name}: {value!r} is not an interval")
+        elif name in ("migration-threshold",) and not (
+                _is_int(value, 0) or str(value).upper() == "INFINITY"):
+            errors.append(f"glance_ha:cluster:meta:{name}: {value!r} is not a count or INFINITY")
+    stick = cl.get("stickiness")
+    if not (_is_int(stick, 0) or str(stick).upper() == "INFINITY"):
+        errors.append(f"glance_ha:cluster:stickiness: {stick!r} is not a score (integer or INFINITY)")
+    if not isinstance(cl.get("secret_params"), list):
+        errors.append("glance_ha:cluster:secret_params: must be a list of parameter names")
+    source = str(cl.get("agent_source") or "")
+    if source.startswith("https://"):
+        if not re.match(r"^(sha256=|sha512=)?[0-9a-fA-F]{64,128}$", str(cl.get("agent_source_hash") or "")):
+            errors.append("glance_ha:cluster:agent_source_hash: is required for an https agent_source"
+                          " (sha256=<hex>)")
+    elif not source.startswith("salt://"):
+        errors.append(f"glance_ha:cluster:agent_source: {source!r} must be a salt:// or https:// URL")
+
+
+def _validate_config_overrides(overrides, errors):
+    if not isinstance(overrides, dict):
+        errors.append("glance_ha:config: must be a mapping of {section: {option: value}}")
+        return
+    for section, options in overrides.items():
+        key = f"glance_ha:config:{section}"
+        if not isinstance(section, str) or not SECTION_RE.match(section):
+            errors.append(f"{key}: {section!r} is not a section name")
+        elif not isinstance(options, dict):
+            errors.append(f"{key}: must be a mapping of {{option: value}}")
+        else:
+            for option, value in options.items():
+                if not isinstance(option, str) or not OPTION_RE.match(option):
+                    errors.append(f"{key}:{option}: is not an option name")
+                elif option in LEGACY_OPTIONS:
+                    errors.append(f"{key}:{option}: is a legacy option; it became "
+                                  f"{LEGACY_OPTIONS[option]}")
+                elif isinstance(value, (dict, list)) and not all(
+                        isinstance(v, (str, int, float)) for v in (value or [])):
+                    errors.append(f"{key}:{option}: must be a scalar or a list of scalars")
+
+
+# --------------------------------------------------------------------------- derived values
+def _url_host(host):
+    return f"[{host}]" if ":" in str(host) else str(host)
+
+
+def _oslo(value):
+    """Escape a value for oslo.config, which would expand ``$name``."""
+    return str(value).replace("$", "$$")
+
+
+def _quote(value):
+    return urllib.parse.quote(str(value), safe="")
+
+
+def _derive(cfg):
+    vip = cfg["vip"]
+    internal, iprefix = _ip_with_prefix(vip["internal"])
+    vip["internal"] = str(internal)
+    vip["internal_netmask"] = iprefix or vip["cidr_netmask"]
+    if vip.get("public"):
+        public, pprefix = _ip_with_prefix(vip["public"])
+        vip["public"] = "" if public == internal else str(public)
+        vip["public_netmask"] = pprefix or vip["cidr_netmask"]
+    else:
+        vip["public"] = ""
+        vip["public_netmask"] = vip["internal_netmask"]
+    port = cfg["api"]["port"]
+    base_internal = f"http://{_url_host(vip['internal'])}:{port}"
+    base_public = f"http://{_url_host(vip['public'] or vip['internal'])}:{port}"
+    eps = cfg["endpoints"]
+    eps["internal"] = eps.get("internal") or base_internal
+    eps["admin"] = eps.get("admin") or base_internal
+    eps["public"] = eps.get("public") or base_public
+    cfg["conf"] = _glance_api_conf(cfg)
+    return cfg
+
+
+def _glance_api_conf(cfg):
+    """The sections of glance-api.conf (an ordered dict of ordered dicts of strings)."""
+    db, msg, ks, store, look = cfg["database"], cfg["messaging"], cfg["keystone"], cfg["store"], cfg["lookup"]
+    state_dir = look.get("state_dir", "/var/lib/glance")
+    conf = {
+        "DEFAULT": {
+            "bind_host": cfg["vip"]["internal"],
+            "bind_port": str(cfg["api"]["port"]),
+            "workers": str(cfg["api"]["workers"]),
+            "enabled_backends": f"{_store_name(store)}:{store['backend']}",
+            "worker_self_reference_url": cfg["endpoints"]["internal"],
+        },
+        "database": {
+            "connection": _oslo(f"{db['driver']}://{_quote(db['user'])}:{_quote(db['password'])}@"
+                                f"{_url_host(db['host'])}:{db['port']}/{db['name']}"),
+        },
+        "glance_store": {"default_backend": _store_name(store)},
+    }
+    if store["backend"] == "file":
+        conf["fs"] = {"filesystem_store_datadir": store["path"].rstrip("/") + "/"}
+    conf["os_glance_staging_store"] = {"filesystem_store_datadir": f"{state_dir}/staging/"}
+    conf["os_glance_tasks_store"] = {"filesystem_store_datadir": f"{state_dir}/tasks/"}
+    conf["oslo_concurrency"] = {"lock_path": look.get("lock_dir", f"{state_dir}/lock")}
+    if msg["driver"] in ("messagingv2", "messaging") and msg["hosts"]:
+        vhost = msg.get("vhost", "/")
+        vhost = vhost.removeprefix("/")
+        netlocs = ",".join(f"{_quote(msg['user'])}:{_quote(msg['password'])}@{_url_host(h)}:{msg['port']}"
+                           for h in msg["hosts"])
+        conf["DEFAULT"]["transport_url"] = _oslo(f"rabbit://{netlocs}/{vhost}")
+    conf["oslo_messaging_notifications"] = {"driver": msg["driver"]}
+    conf["paste_deploy"] = {"flavor": "keystone"}
+    auth = ks["auth_url"].rstrip("/")
+    svc = ks["service_user"]
+    conf["keystone_authtoken"] = {
+        "www_authenticate_uri": auth,
+        "auth_url": auth,
+        "auth_type": "password",
+        "region_name": ks["region"],
+        "project_domain_name": svc["project_domain_name"],
+        "user_domain_name": svc["user_domain_name"],
+        "project_name": svc["project_name"],
+        "username": svc["username"],
+        "password": _oslo(svc["password"]),
+    }
+    for section, options in cfg["config"].items():
+        target = conf.setdefault(section, {})
+        for option, value in options.items():
+            if isinstance(value, bool):
+                value = str(value).lower()
+            elif isinstance(value, list):
+                value = ",".join(str(v) for v in value)
+            target[option] = str(value)
+    return conf
+
+
+def _store_name(store):
+    return {"file": "fs"}.get(store["backend"], store["backend"])
+
+
+def secrets(cfg):
+    """
+    Every secret value of a settings/pillar mapping (any key containing ``password``), plus the
+    forms they take in rendered files (URL-quoted, oslo-escaped). Pure function.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' glance_ha.secrets "{'database': {'password': 'x'}}"
+    """
+    found = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if "password" in str(key).lower() and isinstance(value, (str, int)) and str(value):
+                    found.add(str(value))
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(cfg)
+    forms = set()
+    for value in found:
+        forms.update({value, _quote(value), _oslo(value), _oslo(_quote(value))})
+    return sorted(forms, key=len, reverse=True)
+
+
+def settings(defaults, osfamilymap=None, pillar=None, scope="all"):
+    """
+    Merge and validate the formula's settings; raise naming every bad key.
+
+    ``defaults`` is defaults.yaml (its ``glance_ha`` key), ``osfamilymap`` the os_family map; the
+    pillar defaults to this minion's ``glance_ha`` pillar. ``scope='nova'`` checks only what
+    glance_ha.nova needs (compute nodes hold no database or Keystone secrets).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' glance_ha.settings "$(cat glance_ha/defaults.yaml)"
+    """
+    defaults = defaults.get("glance_ha", defaults)
+    if pillar is None:
+        pillar = __salt__["pillar.get"]("glance_ha", {})
+    pillar = pillar or {}
+    osdata = (osfamilymap or {}).get(__grains__.get("os_family", ""), {})
+    merged = _merge(defaults, {"lookup": osdata})
+    if isinstance(pillar, dict) and isinstance(pillar.get("lookup"), dict):
+        merged = _merge(merged, {"lookup": pillar["lookup"]})
+    merged = _merge(merged, {k: v for k, v in (pillar or {}).items() if k != "lookup"}
+                    if isinstance(pillar, dict) else {})
+    if scope == "nova":
+        errors = []
+        _unknown_keys(pillar if isinstance(pillar, dict) else {}, defaults, (), errors)
+        if not errors:
+            _validate_vip(merged["vip"], errors)
+            _validate_api(merged["api"], errors)
+            for iface in ("public", "internal", "admin"):
+                _check_url(merged["endpoints"].get(iface), f"glance_ha:endpoints:{iface}", errors,
+                           required=False)
+    else:
+        errors = validate(pillar, merged, defaults)
+    if errors:
+        raise SaltInvocationError("invalid pillar data for glance_ha:\n  - " + "\n  - ".join(errors))
+    if scope == "nova":
+        vip, _ = _ip_with_prefix(merged["vip"]["internal"])
+        merged["endpoints"]["internal"] = (merged["endpoints"].get("internal")
+                                           or f"http://{_url_host(vip)}:{merged['api']['port']}")
+        return merged
+    return _derive(merged)
+
+
+# --------------------------------------------------------------------------- files
+def masked_diff(old, new, secrets=None, path="file"):
+    """
+    Unified diff of two texts with every secret value replaced by ``********``. Pure function.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' glance_ha.masked_diff "a=1" "a=2" secrets="['2']"
+    """
+    def mask(text):
+        for secret in secrets or []:
+            if secret:
+                text = text.replace(secret, MASK)
+        return text
+
+    # Diff the real texts and mask each line, so a changed password still shows as a changed line.
+    lines = (mask(line) for line in difflib.unified_diff(
+        (old or "").splitlines(True), new.splitlines(True), fromfile=path, tofile=path, n=1))
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def render(source, saltenv="base", context=None):
+    """
+    Render a Jinja template (``salt://`` or a local path) and return the text.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' glance_ha.render salt://glance_ha/templates/glance-api.conf.jinja
+    """
+    cached = __salt__["cp.cache_file"](source, saltenv) if source.startswith("salt://") else source
+    if not cached or not os.path.exists(cached):
+        raise CommandExecutionError(f"template {source} not found in saltenv {saltenv}")
+    import salt.utils.templates  # pylint: disable=import-outside-toplevel
+
+    result = salt.utils.templates.TEMPLATE_REGISTRY["jinja"](
+        cached, from_str=False, to_str=True, context=context or {}, saltenv=saltenv,
+        salt=__salt__, pillar=__pillar__, grains=__grains__, opts=__opts__,
+        tpldir=os.path.dirname(source[len("salt://"):]) if source.startswith("salt://") else "",
+        tplfile=source, sls="")
+    if not result.get("result"):
+        raise CommandExecutionError(f"rendering {source} failed: {result.get('data')}")
+    return result["data"]
+
+
+def read(path):
+    """
+    Return the text of ``path``, or None when it does not exist.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' glance_ha.read /etc/glance/glance-api.conf
+    """
+    try:
+        with salt.utils.files.fopen(path, "r") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def stat(path):
+    """
+    Owner, group and mode (as '0640') of ``path``, or None when it does not exist.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' glance_ha.stat /etc/glance/glance-api.conf
+    """
+    import grp  # pylint: disable=import-outside-toplevel
+    import pwd  # pylint: disable=import-outside-toplevel
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return {"user": _name(pwd.getpwuid, st.st_uid), "group": _name(grp.getgrgid, st.st_gid),
+            "mode": f"{st.st_mode & 0o7777:04o}"}
+
+
+def _name(lookup, ident):
+    try:
+        return lookup(ident)[0]
+    except KeyError:
+        return str(ident)
+
+
+def write(path, contents, user="root", group="root", mode="0640"):
+    """
+    Write ``contents`` to ``path`` atomically, created with its final owner and mode (never
+    readable by others in between).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' glance_ha.write /etc/glance/glance-api.conf "[DEFAULT]" group=glance
+    """
+    import grp  # pylint: disable=import-outside-toplevel
+    import pwd  # pylint: disable=import-outside-toplevel
+
+    try:
+        uid, gid = pwd.getpwnam(user).pw_uid, grp.getgrnam(group).gr_gid
+    except KeyError as exc:
+        raise CommandExecutionError(f"cannot write {path}: user/group {exc} does not exist") from exc
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        raise CommandExecutionError(f"cannot write {path}: directory {directory} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=".glance_ha.", dir=directory)
+    try:
+        os.fchmod(fd, 0o600)
+        os.fchown(fd, uid, gid)
+        os.fchmod(fd, int(str(mode), 8))
+        with os.fdopen(fd, "w") as handle:
+            handle.write(contents)
+        os.rename(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return True
+
+
+_SECTION_LINE = re.compile(r"^\s*\[([^\]]+)\]\s*$")
+
+
+def _option_line(key):
+    return re.compile(r"^\s*" + re.escape(key) + r"\s*[=:]")
+
+
+def ini_get(path, section, key):
+    """
+    The value of ``key`` in ``[section]`` of an INI file (last one wins, as in oslo.config), or None.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' glance_ha.ini_get /etc/nova/nova.conf glance api_servers
+    """
+    text = read(path)
+    if text is None:
+        return None
+    return _ini_get_text(text, section, key)
+
+
+def _ini_get_text(text, section, key):
+    current, value, pattern = None, None, _option_line(key)
+    for line in text.splitlines():
+        match = _SECTION_LINE.match(line)
+        if match:
+            current = match.group(1).strip()
+        elif current == section and pattern.match(line):
+            value = re.split(r"[=:]", line, maxsplit=1)[1].strip()
+    return value
+
+
+def ini_set_text(text, section, key, value):
+    """
+    Return ``text`` with ``key = value`` set in ``[section]``, every other line untouched: an
+    existing (last) assignment is replaced in place, else the key is added at the end of the
+    section, else the section is appended. Pure function.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' glance_ha.ini_set_text "[glance]" glance api_servers http://10.0.0.11:9292
+    """
+    lines = text.splitlines(True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    pattern, in_section = _option_line(key), False
+    last_assign, section_end = None, None
+    for i, line in enumerate(lines):
+        match = _SECTION_LINE.match(line)
+        if match:
+            in_section = match.group(1).strip() == section
+            if in_section:
+                section_end = i
+            continue
+        if in_section and line.strip():
+            section_end = i
+            if pattern.match(line):
+                last_assign = i
+    new_line = f"{key} = {value}\n"
+    if last_assign is not None:
+        lines[last_assign] = new_line
+    elif section_end is not None:
+        lines.insert(section_end + 1, new_line)
+    else:
+        if lines and lines[-1].strip():
+            lines.append("\n")
+        lines += [f"[{section}]\n", new_line]
+    return "".join(lines)

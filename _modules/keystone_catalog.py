@@ -1,0 +1,596 @@
+"""
+Keystone v3 service catalog: services, endpoints and regions, over keystoneauth1.
+
+One keystoneauth1 session, and so one token, per Salt run: the session is cached in ``__context__``
+under a key derived from a SHA-256 hash of the auth parameters (the password is never part of a key,
+a log line, an exception or a return value). Every function talks to the identity API at the
+``auth_url`` itself, so the catalog does not have to contain a working identity endpoint.
+
+Keystone v3 only:
+  - an ``auth_url`` whose path ends in a version other than v3 (``/v2.0``, ``/v2``, ``/v1``...) is
+    refused with a message that names the ``/v3`` URL to use instead;
+  - a URL without a version (``http://ctl:5000`` or ``http://ctl/identity``) gets ``/v3`` appended.
+    There is no version discovery: it would cost one extra request per run and Keystone v3 always
+    lives at ``<root>/v3``.
+
+Authentication comes from keyword arguments or from a profile (``profile=<name>``), which is read
+with ``config.get`` (minion config, grains, pillar or master config; nested pillar keys with ``:``
+such as ``glance_ha:keystone:admin``). Explicit arguments win over the profile::
+
+    keystone_admin:
+      auth_url: http://10.0.0.11:5000/v3
+      username: admin
+      password: secret
+      project_name: admin
+      user_domain_name: Default      # default
+      project_domain_name: Default   # default
+      region: RegionOne              # optional: default region of the endpoint functions
+      verify: True                   # optional: False, or the path of a CA bundle
+
+Retries (the bound): every call to Keystone (the token request or an API request) makes at most
+3 attempts, with a connect timeout of 5 s, a read timeout of 10 s and pauses of 0.5 s and 1 s, and
+never starts or continues an attempt past 20 s: after at most ~20 s it fails with an error naming
+the URL. A write that may have reached Keystone (a read timeout or a connection dropped after the
+request was sent) is not repeated; a re-run reconciles whatever happened. HTTP 401 is reported as
+bad credentials (without the password), 403 as missing rights.
+
+Logging: keystoneauth1 never logs the token request (it passes ``log=False``), logs tokens only as
+SHA-256 hashes, and logs the other request and response bodies (catalog data, no secrets) at DEBUG.
+"""
+
+import hashlib
+import json
+import logging
+import re
+import time
+import urllib.parse
+
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+try:
+    import requests
+    from keystoneauth1 import exceptions as ksa_exc
+    from keystoneauth1 import session as ksa_session
+    from keystoneauth1.identity import v3 as ksa_v3
+
+    HAS_KSA = True
+    KSA_ERROR = ""
+except ImportError as _exc:  # pragma: no cover - depends on the host
+    HAS_KSA = False
+    KSA_ERROR = str(_exc)
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "keystone_catalog"
+
+# The retry bound, stated in the module docstring and in every function's docstring.
+ATTEMPTS = 3
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 10.0
+PAUSES = (0.5, 1.0)
+DEADLINE = 20.0
+
+INTERFACES = ("public", "internal", "admin")
+AUTH_KEYS = ("auth_url", "username", "password", "project_name", "user_domain_name",
+             "project_domain_name", "region", "verify")
+AUTH_DEFAULTS = {"user_domain_name": "Default", "project_domain_name": "Default", "verify": True}
+CONTEXT_PREFIX = "keystone_catalog.conn."
+_VERSION_RE = re.compile(r"^v(\d+)(\.\d+)?$", re.IGNORECASE)
+
+
+def __virtual__():
+    if not HAS_KSA:
+        return (False, (f"keystone_catalog: keystoneauth1 is not installed ({KSA_ERROR}); "
+                        "install it into Salt's Python: pip install keystoneauth1"))
+    return __virtualname__
+
+
+# --------------------------------------------------------------------------- pure helpers
+def normalize_auth_url(url):
+    """
+    Return the Keystone v3 URL for ``url``, or raise SaltInvocationError.
+
+    ``http://h:5000`` and ``http://h:5000/`` -> ``http://h:5000/v3``; ``.../v3`` and ``.../v3/`` ->
+    ``.../v3``; ``.../v2.0`` (or any version other than 3) is refused with the v3 URL to use instead.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' keystone_catalog.normalize_auth_url http://10.0.0.11:5000
+    """
+    if not url or not isinstance(url, str):
+        raise SaltInvocationError("keystone_catalog: auth_url is required (e.g. http://10.0.0.11:5000/v3)")
+    parsed = urllib.parse.urlsplit(url.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise SaltInvocationError(f"keystone_catalog: auth_url {url!r} is not an http:// or https:// URL")
+    try:
+        parsed.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise SaltInvocationError(f"keystone_catalog: auth_url {url!r} has an invalid port") from None
+    if parsed.query or parsed.fragment:
+        raise SaltInvocationError(f"keystone_catalog: auth_url {url!r} must not have a query or fragment")
+    segments = [s for s in parsed.path.split("/") if s]
+    if segments and _VERSION_RE.match(segments[-1]):
+        match = _VERSION_RE.match(segments[-1])
+        if match.group(1) != "3":
+            root = urllib.parse.urlunsplit(
+                (parsed.scheme, parsed.netloc, "/".join([""] + segments[:-1] + ["v3"]), "", ""))
+            raise SaltInvocationError(
+                f"keystone_catalog: auth_url {url!r} is Keystone {segments[-1]}, which is not supported "
+                f"(Keystone removed v2.0 in Queens): use the v3 URL {root}")
+        segments[-1] = "v3"
+    else:
+        segments.append("v3")
+    return urllib.parse.urlunsplit((parsed.scheme, parsed.netloc, "/" + "/".join(segments), "", ""))
+
+
+def validate_endpoint_url(url):
+    """
+    Return an error message for an endpoint URL Keystone or clients would not accept, or ``None``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' keystone_catalog.validate_endpoint_url http://10.0.0.11:9292
+    """
+    if not url or not isinstance(url, str):
+        return f"endpoint URL {url!r} is empty or not a string"
+    if url != url.strip() or any(c.isspace() for c in url):
+        return f"endpoint URL {url!r} contains whitespace"
+    # Keystone substitutes $(project_id)s and friends; check the URL with them replaced.
+    probe = re.sub(r"\$\((\w+)\)s", "x", url)
+    parsed = urllib.parse.urlsplit(probe)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return f"endpoint URL {url!r} is not an http:// or https:// URL"
+    try:
+        parsed.port  # noqa: B018
+    except ValueError:
+        return f"endpoint URL {url!r} has an invalid port"
+    return None
+
+
+def _auth_key(auth):
+    """The ``__context__`` key of a set of auth parameters: a SHA-256 hash over all of them (including
+    the password, which therefore never appears in the key)."""
+    material = json.dumps({k: auth.get(k) for k in AUTH_KEYS if k != "region"}, sort_keys=True, default=str)
+    return CONTEXT_PREFIX + hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+def _resolve_auth(profile, kwargs):
+    """Merge profile and keyword arguments into auth params; raise on unknown keys or missing ones."""
+    unknown = sorted(k for k in kwargs if not k.startswith("__") and k not in AUTH_KEYS)
+    if unknown:
+        raise SaltInvocationError(
+            f"keystone_catalog: unknown argument(s) {', '.join(unknown)} (auth arguments: {', '.join(AUTH_KEYS)})")
+    auth = dict(AUTH_DEFAULTS)
+    if profile:
+        data = profile if isinstance(profile, dict) else __salt__["config.get"](profile)
+        if not data or not isinstance(data, dict):
+            raise SaltInvocationError(
+                f"keystone_catalog: profile {profile!r} not found (config.get returned nothing or not a mapping)")
+        for key in AUTH_KEYS:
+            if data.get(key) not in (None, ""):
+                auth[key] = data[key]
+    for key in AUTH_KEYS:
+        if kwargs.get(key) not in (None, ""):
+            auth[key] = kwargs[key]
+    missing = [k for k in ("auth_url", "username", "password", "project_name") if not auth.get(k)]
+    if missing:
+        where = f" (profile {profile!r})" if isinstance(profile, str) else ""
+        raise SaltInvocationError(f"keystone_catalog: missing auth argument(s){where}: {', '.join(missing)}")
+    auth["auth_url"] = normalize_auth_url(auth["auth_url"])
+    return auth
+
+
+def _never_sent(exc):
+    """True when a connection error certainly happened before the request reached the server."""
+    seen = set()
+    cur = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, requests.exceptions.ConnectTimeout):
+            return True
+        for arg in getattr(cur, "args", ()):
+            reason = getattr(arg, "reason", None)
+            if reason is not None and type(reason).__name__ in ("NewConnectionError", "ConnectTimeoutError"):
+                return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+# --------------------------------------------------------------------------- the connection
+class _Conn:
+    """A keystoneauth1 session bound to one set of credentials, with the retry bound and counters."""
+
+    def __init__(self, auth):
+        self.url = auth["auth_url"]
+        self.user = auth["username"]
+        self.project = auth["project_name"]
+        self.domain = auth["user_domain_name"]
+        plugin = ksa_v3.Password(
+            auth_url=self.url, username=auth["username"], password=auth["password"],
+            user_domain_name=auth["user_domain_name"], project_name=auth["project_name"],
+            project_domain_name=auth["project_domain_name"], include_catalog=False)
+        self.session = ksa_session.Session(auth=plugin, verify=auth.get("verify", True),
+                                           app_name="salt-keystone_catalog", connect_retries=0)
+        self.stats = {"token": 0, "read": 0, "write": 0}
+        self.session.session.hooks["response"].append(self._count)
+
+    def _count(self, resp, *args, **kwargs):
+        method = resp.request.method
+        if method == "POST" and resp.request.path_url.split("?")[0].endswith("/auth/tokens"):
+            self.stats["token"] += 1
+        elif method in ("GET", "HEAD"):
+            self.stats["read"] += 1
+        else:
+            self.stats["write"] += 1
+        return resp
+
+    def _where(self):
+        return f"user {self.user!r} (domain {self.domain!r}, project {self.project!r})"
+
+    def call(self, method, path, body=None, params=None, ok=(200,)):
+        """One API request with the retry bound; returns the decoded JSON body (or None)."""
+        url = self.url + path
+        start = time.monotonic()
+        attempt, last = 0, None
+        while attempt < ATTEMPTS:
+            remaining = DEADLINE - (time.monotonic() - start)
+            if attempt:
+                pause = PAUSES[min(attempt - 1, len(PAUSES) - 1)]
+                if remaining <= pause + 0.1:
+                    break
+                log.warning("keystone_catalog: %s; retrying in %.1f s (attempt %d of %d)",
+                            last, pause, attempt + 1, ATTEMPTS)
+                time.sleep(pause)
+                remaining -= pause
+            attempt += 1
+            had_token = self.session.auth.auth_ref is not None
+            self.session.timeout = (min(CONNECT_TIMEOUT, remaining), min(READ_TIMEOUT, remaining))
+            try:
+                resp = self.session.request(url, method, json=body, params=params, raise_exc=False,
+                                            connect_retries=0)
+            except ksa_exc.Unauthorized:
+                raise CommandExecutionError(
+                    f"keystone_catalog: Keystone at {self.url} rejected the credentials of {self._where()} "
+                    "(HTTP 401): check the username, password, domains and project") from None
+            except ksa_exc.RetriableConnectionFailure as exc:
+                last = exc
+                in_token = not had_token and self.session.auth.auth_ref is None
+                if not (in_token or method in ("GET", "HEAD", "PATCH") or _never_sent(exc)):
+                    raise CommandExecutionError(
+                        f"keystone_catalog: {method} {url} failed after the request may have reached "
+                        f"Keystone ({exc}); not repeated: run again to reconcile") from None
+                continue
+            except ksa_exc.SSLError as exc:
+                raise CommandExecutionError(f"keystone_catalog: TLS error talking to {self.url}: {exc}") from None
+            except ksa_exc.ClientException as exc:
+                raise CommandExecutionError(f"keystone_catalog: {method} {url} failed: {exc}") from None
+            return self._decode(method, url, resp, ok)
+        elapsed = time.monotonic() - start
+        raise CommandExecutionError(
+            f"keystone_catalog: Keystone at {self.url} is unreachable: {attempt} attempt(s) in {elapsed:.1f} s "
+            f"(bound: {ATTEMPTS} attempts, connect timeout {CONNECT_TIMEOUT:g} s, {DEADLINE:g} s in total); "
+            f"last error: {last}")
+
+    def _decode(self, method, url, resp, ok):
+        if resp.status_code in ok:
+            if resp.status_code == 204 or not resp.content:
+                return None
+            try:
+                return resp.json()
+            except ValueError:
+                raise CommandExecutionError(
+                    f"keystone_catalog: {method} {url}: HTTP {resp.status_code} with a non-JSON body") from None
+        try:
+            detail = resp.json().get("error", {}).get("message", "")
+        except ValueError:
+            detail = resp.text[:200]
+        if resp.status_code == 401:
+            raise CommandExecutionError(
+                f"keystone_catalog: Keystone at {self.url} rejected the credentials of {self._where()} "
+                f"(HTTP 401): {detail}")
+        if resp.status_code == 403:
+            raise CommandExecutionError(
+                f"keystone_catalog: {self._where()} may not {method} {url} (HTTP 403, needs the admin role): "
+                f"{detail}")
+        raise CommandExecutionError(f"keystone_catalog: {method} {url}: HTTP {resp.status_code}: {detail}")
+
+
+def _conn(profile=None, **kwargs):
+    auth = _resolve_auth(profile, kwargs)
+    key = _auth_key(auth)
+    conn = __context__.get(key)
+    if conn is None:
+        conn = __context__[key] = _Conn(auth)
+    return conn, auth
+
+
+def _listing(data, collection, url):
+    if data.get("truncated"):
+        raise CommandExecutionError(
+            f"keystone_catalog: Keystone truncated the {collection} list at {url} ([DEFAULT] list_limit); "
+            "raise the limit so the catalog can be compared completely")
+    return data.get(collection, [])
+
+
+def _clean(ref):
+    return {k: v for k, v in ref.items() if k != "links"}
+
+
+# --------------------------------------------------------------------------- public functions
+def connection_id(profile=None, **connection_args):
+    """
+    An opaque id of these credentials (a SHA-256 hash; the password cannot be read back from it), e.g.
+    for states that cache catalog reads per Keystone and user within a run. Makes no request.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' keystone_catalog.connection_id profile=keystone_admin
+    """
+    return _auth_key(_resolve_auth(profile, connection_args))
+
+
+def stats(profile=None, **connection_args):
+    """
+    HTTP requests made so far in this run with these credentials: ``{token, read, write}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' keystone_catalog.stats profile=keystone_admin
+    """
+    conn, _ = _conn(profile, **connection_args)
+    return dict(conn.stats)
+
+
+def token_check(profile=None, **connection_args):
+    """
+    Authenticate (one token request, reused for the rest of the run) and return True.
+
+    Bound: 3 attempts, connect timeout 5 s, read timeout 10 s, at most 20 s, then an error naming the URL.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' keystone_catalog.token_check profile=keystone_admin
+    """
+    conn, _ = _conn(profile, **connection_args)
+    conn.call("GET", "/auth/projects")
+    return True
+
+
+def service_list(service_type=None, name=None, profile=None, **connection_args):
+    """
+    List services, optionally only those of a type and/or a name (one GET /v3/services).
+
+    Bound: 3 attempts, connect timeout 5 s, read timeout 10 s, at most 20 s, then an error naming the URL.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' keystone_catalog.service_list service_type=image profile=keystone_admin
+    """
+    conn, _ = _conn(profile, **connection_args)
+    params = {}
+    if service_type:
+        params["type"] = service_type
+    if name:
+        params["name"] = name
+    data = conn.call("GET", "/services", params=params or None)
+    return [_clean(s) for s in _listing(data, "services", conn.url + "/services")
+            if (not service_type or s.get("type") == service_type) and (not name or s.get("name") == name)]
+
+
+def service_get(name=None, service_type=None, profile=None, **connection_args):
+    """
+    The one service with this name and/or type, or None; an error naming the ids if several match.
+
+    Bound: 3 attempts, connect timeout 5 s, read timeout 10 s, at most 20 s, then an error naming the URL.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' keystone_catalog.service_get glance service_type=image profile=keystone_admin
+    """
+    if not name and not service_type:
+        raise SaltInvocationError("keystone_catalog.service_get: give a name, a service_type or both")
+    found = service_list(service_type=service_type, name=name, profile=profile, **connection_args)
+    if len(found) > 1:
+        ids = ", ".join(s["id"] for s in found)
+        raise CommandExecutionError(
+            f"keystone_catalog: {len(found)} services match name={name!r} type={service_type!r} (ids {ids}); "
+            "remove the extra ones with `openstack service delete <id>` (after moving their endpoints)")
+    return found[0] if found else None
+
+
+def service_create(name, service_type, description="", enabled=True, profile=None, **connection_args):
+    """
+    Create a service (POST /v3/services) and return it. No check for an existing one: see service_ensure.
+
+    Bound: 3 attempts (only if the request certainly did not reach Keystone), connect timeout 5 s,
+    read timeout 10 s, at most 20 s, then an error naming the URL.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' keystone_catalog.service_create glance image description="OpenStack Image" profile=keystone_admin
+    """
+    conn, _ = _conn(profile, **connection_args)
+    body = {"service": {"name": name, "type": service_type, "description": description or "",
+                        "enabled": bool(enabled)}}
+    return _clean(conn.call("POST", "/services", body=body, ok=(201,))["service"])
+
+
+def service_update(service_id, profile=None, **kwargs):
+    """
+    Update fields of a service in place (PATCH /v3/services/<id>): name, type, description, enabled.
+
+    Bound: 3 attempts, connect timeout 5 s, read timeout 10 s, at most 20 s, then an error naming the URL.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' keystone_catalog.service_update 0123abcd description="OpenStack Image" profile=keystone_admin
+    """
+    fields = {k: kwargs.pop(k) for k in ("name", "type", "description", "enabled") if k in kwargs}
+    if not fields:
+        raise SaltInvocationError("keystone_catalog.service_update: nothing to update")
+    conn, _ = _conn(profile, **kwargs)
+    return _clean(conn.call("PATCH", f"/services/{service_id}", body={"service": fields})["service"])
+
+
+def service_ensure(name, service_type, description=None, enabled=True, profile=None, **connection_args):
+    """
+    Make sure a service with this type and name exists with this description/enabled; returns
+    ``{"service": {...}, "changes": {...}}``. ``description=None`` leaves an existing description alone.
+    Duplicates (several services with this type and name) are an error naming their ids.
+
+    Bound: 3 attempts, connect timeout 5 s, read timeout 10 s, at most 20 s per request, then an error
+    naming the URL.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' keystone_catalog.service_ensure glance image description="OpenStack Image" profile=keystone_admin
+    """
+    svc = service_get(name=name, service_type=service_type, profile=profile, **connection_args)
+    if svc is None:
+        svc = service_create(name, service_type, description=description or "", enabled=enabled,
+                             profile=profile, **connection_args)
+        return {"service": svc, "changes": {"id": {"old": None, "new": svc["id"]}}}
+    want = {"enabled": bool(enabled)}
+    if description is not None:
+        want["description"] = description
+    diff = {k: v for k, v in want.items() if svc.get(k, "" if k == "description" else True) != v}
+    if not diff:
+        return {"service": svc, "changes": {}}
+    new = service_update(svc["id"], profile=profile, **diff, **connection_args)
+    return {"service": new, "changes": {k: {"old": svc.get(k), "new": v} for k, v in diff.items()}}
+
+
+def endpoint_list(service_id=None, service=None, service_type=None, interface=None, region=None,
+                  profile=None, **connection_args):
+    """
+    List endpoints (one GET /v3/endpoints, filtered by Keystone and again exactly here). Filter by
+    ``service_id`` (or ``service``, a service name, and/or ``service_type``, which cost one more read
+    to resolve), ``interface`` (public, internal, admin) and ``region`` (a region id).
+
+    Bound: 3 attempts, connect timeout 5 s, read timeout 10 s, at most 20 s per request, then an error
+    naming the URL.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' keystone_catalog.endpoint_list service_type=image region=RegionOne profile=keystone_admin
+    """
+    if interface and interface not in INTERFACES:
+        raise SaltInvocationError(f"keystone_catalog: interface {interface!r} is not one of {', '.join(INTERFACES)}")
+    conn, _ = _conn(profile, **connection_args)
+    if not service_id and (service or service_type):
+        svc = service_get(name=service, service_type=service_type, profile=profile, **connection_args)
+        if svc is None:
+            return []
+        service_id = svc["id"]
+    params = {}
+    if service_id:
+        params["service_id"] = service_id
+    if interface:
+        params["interface"] = interface
+    if region:
+        params["region_id"] = region
+    data = conn.call("GET", "/endpoints", params=params or None)
+    return [_clean(e) for e in _listing(data, "endpoints", conn.url + "/endpoints")
+            if (not service_id or e.get("service_id") == service_id)
+            and (not interface or e.get("interface") == interface)
+            and (not region or e.get("region_id") == region)]
+
+
+def endpoint_create(service_id, interface, url, region=None, enabled=True, profile=None, **connection_args):
+    """
+    Create one endpoint (POST /v3/endpoints); Keystone creates the region if it does not exist.
+    ``region`` defaults to the profile's ``region``. No check for an existing one: use the
+    ``keystone_catalog.endpoints_present`` state for idempotence.
+
+    Bound: 3 attempts (only if the request certainly did not reach Keystone), connect timeout 5 s,
+    read timeout 10 s, at most 20 s, then an error naming the URL.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' keystone_catalog.endpoint_create 0123abcd public http://203.0.113.11:9292 region=RegionOne
+    """
+    if interface not in INTERFACES:
+        raise SaltInvocationError(f"keystone_catalog: interface {interface!r} is not one of {', '.join(INTERFACES)}")
+    error = validate_endpoint_url(url)
+    if error:
+        raise SaltInvocationError(f"keystone_catalog: {error}")
+    conn, auth = _conn(profile, **connection_args)
+    region = region or auth.get("region")
+    if not region:
+        raise SaltInvocationError("keystone_catalog.endpoint_create: region is required")
+    body = {"endpoint": {"service_id": service_id, "interface": interface, "url": url,
+                         "region_id": region, "enabled": bool(enabled)}}
+    return _clean(conn.call("POST", "/endpoints", body=body, ok=(201,))["endpoint"])
+
+
+def endpoint_update(endpoint_id, url=None, enabled=None, profile=None, **connection_args):
+    """
+    Update an endpoint in place (PATCH /v3/endpoints/<id>, the id is kept): its url and/or enabled.
+
+    Bound: 3 attempts, connect timeout 5 s, read timeout 10 s, at most 20 s, then an error naming the URL.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' keystone_catalog.endpoint_update 89abcdef url=http://10.0.0.12:9292 profile=keystone_admin
+    """
+    fields = {}
+    if url is not None:
+        error = validate_endpoint_url(url)
+        if error:
+            raise SaltInvocationError(f"keystone_catalog: {error}")
+        fields["url"] = url
+    if enabled is not None:
+        fields["enabled"] = bool(enabled)
+    if not fields:
+        raise SaltInvocationError("keystone_catalog.endpoint_update: give url and/or enabled")
+    conn, _ = _conn(profile, **connection_args)
+    return _clean(conn.call("PATCH", f"/endpoints/{endpoint_id}", body={"endpoint": fields})["endpoint"])
+
+
+def endpoint_delete(endpoint_id, profile=None, **connection_args):
+    """
+    Delete one endpoint by id (DELETE /v3/endpoints/<id>). Returns True; False if it did not exist.
+
+    Bound: 3 attempts (only if the request certainly did not reach Keystone), connect timeout 5 s,
+    read timeout 10 s, at most 20 s, then an error naming the URL.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' keystone_catalog.endpoint_delete 89abcdef profile=keystone_admin
+    """
+    conn, _ = _conn(profile, **connection_args)
+    try:
+        conn.call("DELETE", f"/endpoints/{endpoint_id}", ok=(204,))
+    except CommandExecutionError as exc:
+        if "HTTP 404" in str(exc):
+            return False
+        raise
+    return True

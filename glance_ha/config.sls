@@ -1,0 +1,81 @@
+{#- glance-api.conf, the store directories, the agent's credentials file, and the distribution's own
+    glance-api service stopped and disabled: Pacemaker alone starts glance-api. #}
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ "/map.jinja" import glance_ha with context %}
+{%- set look = glance_ha.lookup %}
+
+{%- if look.pkgs %}
+
+glance_ha-packages:
+  pkg.installed:
+    - pkgs: {{ look.pkgs | json }}
+{%- endif %}
+
+glance_ha-config-dir:
+  file.directory:
+    - name: {{ look.config_dir }}
+    - makedirs: true
+{%- if look.pkgs %}
+    - require:
+      - pkg: glance_ha-packages
+{%- endif %}
+
+{%- set dirs = [look.state_dir ~ '/staging', look.state_dir ~ '/tasks', look.lock_dir] %}
+{%- if glance_ha.store.backend == 'file' %}
+{%-   do dirs.insert(0, glance_ha.store.path) %}
+{%- endif %}
+{%- for dir in dirs %}
+
+glance_ha-dir-{{ dir }}:
+  file.directory:
+    - name: {{ dir }}
+    - user: {{ look.user }}
+    - group: {{ look.group }}
+    - mode: '0750'
+    - makedirs: true
+{%- if look.pkgs %}
+    - require:
+      - pkg: glance_ha-packages
+{%- endif %}
+{%- endfor %}
+
+glance_ha-config-file:
+  glance_ha.config_managed:
+    - name: {{ look.config_file }}
+    - source: salt://{{ tplroot }}/templates/glance-api.conf.jinja
+    - user: root
+    - group: {{ look.group }}
+    - mode: '0640'
+    - require:
+      - file: glance_ha-config-dir
+
+{%- if glance_ha.cluster.monitor_level == 'api' %}
+
+glance_ha-ocf-credentials:
+  glance_ha.config_managed:
+    - name: {{ look.credentials_file }}
+    - source: salt://{{ tplroot }}/templates/ocf-credentials.jinja
+    - user: root
+    - group: root
+    - mode: '0600'
+    - require:
+      - file: glance_ha-config-dir
+{%- else %}
+
+glance_ha-ocf-credentials:
+  file.absent:
+    - name: {{ look.credentials_file }}
+{%- endif %}
+
+{#- Where the distribution ships no glance-api service (pip or WSGI installs) there is nothing to stop. #}
+{%- if look.service and salt['service.available'](look.service) %}
+
+glance_ha-distro-service:
+  service.dead:
+    - name: {{ look.service }}
+    - enable: false
+{%- if look.pkgs %}
+    - require:
+      - pkg: glance_ha-packages
+{%- endif %}
+{%- endif %}

@@ -1,0 +1,14 @@
+{#- Everything a controller needs; cluster and endpoints can be switched off in pillar
+    (glance_ha:cluster:manage, glance_ha:endpoints:manage). Compute nodes use glance_ha.nova. #}
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ "/map.jinja" import glance_ha with context %}
+
+include:
+  - {{ tplroot }}.agent
+  - {{ tplroot }}.config
+{%- if glance_ha.cluster.manage %}
+  - {{ tplroot }}.cluster
+{%- endif %}
+{%- if glance_ha.endpoints.manage %}
+  - {{ tplroot }}.endpoints
+{%- endif %}

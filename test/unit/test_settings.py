@@ -1,0 +1,213 @@
+"""Pillar merging, validation and derived values of _modules/glance_ha.py (pure functions)."""
+
+import copy
+import importlib.util
+
+import pytest
+from salt.exceptions import SaltInvocationError
+
+from test.conftest import FORMULA_ROOT, deep_merge
+
+
+@pytest.fixture(scope="module")
+def mod():
+    spec = importlib.util.spec_from_file_location("glance_ha_mod", FORMULA_ROOT / "_modules" / "glance_ha.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.__grains__ = {"os_family": "Debian"}
+    module.__salt__ = {}
+    return module
+
+
+@pytest.fixture
+def settings(mod, defaults, osfamilymap):
+    def _settings(pillar, scope="all"):
+        return mod.settings(defaults, osfamilymap, pillar=copy.deepcopy(pillar), scope=scope)
+    return _settings
+
+
+def errors_of(settings, pillar):
+    with pytest.raises(SaltInvocationError) as info:
+        settings(pillar)
+    return str(info.value)
+
+
+def test_example_pillar_is_valid(settings, example_pillar):
+    cfg = settings(example_pillar["glance_ha"])
+    assert cfg["conf"]["DEFAULT"]["bind_host"] == "10.0.0.11"
+    assert cfg["conf"]["database"]["connection"] == (
+        "mysql+pymysql://glance:glance-db-secret@10.0.0.11:3306/glance")
+    assert cfg["conf"]["DEFAULT"]["transport_url"] == "rabbit://openstack:rabbit-secret@10.0.0.11:5672/"
+    assert cfg["conf"]["oslo_messaging_notifications"]["driver"] == "messagingv2"
+    assert cfg["lookup"]["config_file"] == "/etc/glance/glance-api.conf"
+    assert cfg["cluster"]["monitor"] == {"interval": "30s", "timeout": "30s"}
+
+
+def test_site_override(settings, site_pillar):
+    cfg = settings(site_pillar["glance_ha"])
+    assert cfg["vip"]["internal"] == "192.168.50.20"
+    assert cfg["vip"]["internal_netmask"] == 23
+    assert cfg["vip"]["public"] == ""
+    assert cfg["endpoints"] == {"manage": True, "public": "https://images.site.example",
+                                "internal": "http://10.0.0.11:9292", "admin": "http://10.0.0.11:9292"}
+    conf = cfg["conf"]
+    assert conf["DEFAULT"]["bind_port"] == "9393"
+    # ':', '@', '/', '%' would break the URL, so the password is URL-quoted (and '$' with it).
+    assert conf["database"]["connection"] == (
+        "mysql+pymysql://glance:p%40ss%3Aw%24rd%2Fwith%25chars@db.site.example:3306/glance")
+    assert "transport_url" not in conf["DEFAULT"]
+    assert conf["oslo_messaging_notifications"]["driver"] == "noop"
+    assert conf["DEFAULT"]["image_size_cap"] == "53687091200"
+    assert conf["taskflow_executor"] == {"conversion_format": "raw"}
+    assert conf["keystone_authtoken"]["region_name"] == "SiteOne"
+
+
+def test_endpoints_derive_from_vips(settings, example_pillar):
+    pillar = copy.deepcopy(example_pillar["glance_ha"])
+    del pillar["endpoints"]
+    pillar["api"]["port"] = 9999
+    cfg = settings(pillar)
+    assert cfg["endpoints"]["public"] == "http://203.0.113.11:9999"
+    assert cfg["endpoints"]["internal"] == cfg["endpoints"]["admin"] == "http://10.0.0.11:9999"
+    pillar["vip"] = {"internal": "2001:db8::11", "cidr_netmask": 64}
+    cfg = settings(pillar)
+    assert cfg["endpoints"]["public"] == "http://[2001:db8::11]:9999"
+    assert cfg["conf"]["DEFAULT"]["bind_host"] == "2001:db8::11"
+
+
+@pytest.mark.parametrize("override, key, words", [
+    ({"vip": {"internl": "10.0.0.1"}}, "glance_ha:vip:internl", "unknown key"),
+    ({"databse": {}}, "glance_ha:databse", "unknown key"),
+    ({"cluster": {"monitor": {"intervall": "30s"}}}, "glance_ha:cluster:monitor:intervall", "unknown key"),
+    ({"vip": {"internal": "10.0.0.300"}}, "glance_ha:vip:internal", "not an IP address"),
+    ({"vip": {"internal": "10.0.0.11/40"}}, "glance_ha:vip:internal", "out of range"),
+    ({"vip": {"cidr_netmask": 33}}, "glance_ha:vip:cidr_netmask", "too long"),
+    ({"vip": {"cidr_netmask": "255.255.255.0"}}, "glance_ha:vip:cidr_netmask", "not a prefix length"),
+    ({"vip": {"nic": "eth0; rm -rf /"}}, "glance_ha:vip:nic", "not a network interface"),
+    ({"vip": {"public": "10.0.0.11/16"}}, "glance_ha:vip:public", "different netmask"),
+    ({"api": {"port": 70000}}, "glance_ha:api:port", "not a TCP port"),
+    ({"api": {"port": "9292"}}, "glance_ha:api:port", "not a TCP port"),
+    ({"api": {"workers": 0}}, "glance_ha:api:workers", "worker count"),
+    ({"database": {"password": ""}}, "glance_ha:database:password", "is required"),
+    ({"database": {"driver": "mysql"}}, "glance_ha:database:driver", "mysql+pymysql"),
+    ({"database": {"host": "db host"}}, "glance_ha:database:host", "not a host name"),
+    ({"messaging": {"password": None}}, "glance_ha:messaging:password", "is required"),
+    ({"messaging": {"driver": "rabbit"}}, "glance_ha:messaging:driver", "messagingv2"),
+    ({"messaging": {"hosts": []}}, "glance_ha:messaging:hosts", "is required"),
+    ({"keystone": {"auth_url": "http://10.0.0.11:5000/v2.0/"}}, "glance_ha:keystone:auth_url", "v3"),
+    ({"keystone": {"auth_url": "10.0.0.11:5000"}}, "glance_ha:keystone:auth_url", "not an http"),
+    ({"keystone": {"service_user": {"password": ""}}}, "glance_ha:keystone:service_user:password",
+     "is required"),
+    ({"keystone": {"admin": {"password": ""}}}, "glance_ha:keystone:admin:password", "is required"),
+    ({"cluster": {"monitor": {"interval": "30x"}}}, "glance_ha:cluster:monitor:interval", "interval"),
+    ({"cluster": {"monitor": {"timeout": "0"}}}, "glance_ha:cluster:monitor:timeout", "positive"),
+    ({"cluster": {"monitor_level": "deep"}}, "glance_ha:cluster:monitor_level", "process, http, api"),
+    ({"cluster": {"resource": "p glance"}}, "glance_ha:cluster:resource", "Pacemaker id"),
+    ({"cluster": {"vip_resources": {"internal": "p_glance-api"}}}, "glance_ha:cluster:vip_resources",
+     "must differ"),
+    ({"cluster": {"meta": {"failure-timeout": "soon"}}}, "glance_ha:cluster:meta:failure-timeout",
+     "not an interval"),
+    ({"cluster": {"manage": "yes"}}, "glance_ha:cluster:manage", "true or false"),
+    ({"cluster": {"agent_source": "https://example.org/glance-api"}}, "glance_ha:cluster:agent_source_hash",
+     "required"),
+    ({"cluster": {"agent_source": "http://example.org/glance-api"}}, "glance_ha:cluster:agent_source",
+     "salt:// or https://"),
+    ({"endpoints": {"public": "images.example.org:9292"}}, "glance_ha:endpoints:public", "not an http"),
+    ({"nova": {"config": "nova.conf"}}, "glance_ha:nova:config", "absolute path"),
+    ({"config": {"DEFAULT": {"sql_connection": "mysql://x"}}}, "glance_ha:config:DEFAULT:sql_connection",
+     "[database] connection"),
+    ({"config": {"DEFAULT": {"registry_host": "10.0.0.11"}}}, "glance_ha:config:DEFAULT:registry_host",
+     "glance-registry"),
+    ({"config": {"DEFAULT": "x"}}, "glance_ha:config:DEFAULT", "mapping"),
+])
+def test_bad_pillar_names_the_key(settings, example_pillar, override, key, words):
+    message = errors_of(settings, deep_merge(example_pillar["glance_ha"], override))
+    line = next((ln for ln in message.splitlines() if ln.strip().startswith(f"- {key}:")), None)
+    assert line is not None, message
+    assert words in line
+
+
+def test_all_errors_reported_at_once(settings, example_pillar):
+    pillar = deep_merge(example_pillar["glance_ha"], {"api": {"port": 0}, "vip": {"internal": "x"},
+                                                       "database": {"password": ""}})
+    message = errors_of(settings, pillar)
+    for key in ("glance_ha:api:port", "glance_ha:vip:internal", "glance_ha:database:password"):
+        assert key in message
+
+
+def test_no_pillar_at_all_is_refused(settings):
+    message = errors_of(settings, {})
+    assert "glance_ha:vip:internal: is required" in message
+
+
+def test_error_messages_never_echo_passwords(settings, example_pillar):
+    pillar = deep_merge(example_pillar["glance_ha"], {"vip": {"internal": "bad"}, "api": {"port": -1}})
+    message = errors_of(settings, pillar)
+    for secret in ("glance-db-secret", "rabbit-secret", "keystone-admin-secret", "glance-keystone-secret"):
+        assert secret not in message
+
+
+def test_nova_scope_needs_no_secrets(settings):
+    cfg = settings({"vip": {"internal": "10.0.0.11"}}, scope="nova")
+    assert cfg["endpoints"]["internal"] == "http://10.0.0.11:9292"
+    with pytest.raises(SaltInvocationError, match="glance_ha:vip:internal"):
+        settings({"vip": {"internal": "nope"}}, scope="nova")
+
+
+def test_noop_notifications_need_no_rabbit(settings, example_pillar):
+    pillar = copy.deepcopy(example_pillar["glance_ha"])
+    pillar["messaging"] = {"driver": "noop"}
+    cfg = settings(pillar)
+    assert "transport_url" not in cfg["conf"]["DEFAULT"]
+
+
+def test_secrets_cover_rendered_forms(mod):
+    found = mod.secrets({"database": {"password": "a$b/c"}, "x": [{"admin_password": "zz"}], "user": "u"})
+    assert {"a$b/c", "a$$b/c", "a%24b%2Fc", "zz"} <= set(found)
+    assert "u" not in found
+
+
+def test_masked_diff(mod):
+    diff = mod.masked_diff("password = old-secret\n", "password = new-secret\n", ["old-secret", "new-secret"])
+    assert "secret" not in diff
+    assert "-password = ********" in diff and "+password = ********" in diff
+
+
+NOVA = """[DEFAULT]
+# a comment the operator wrote
+my_ip = 10.0.0.31
+
+[glance]
+# api_servers = http://old:9292
+api_servers = http://old:9292
+num_retries = 3
+
+[libvirt]
+virt_type = kvm
+"""
+
+
+def test_ini_set_replaces_in_place(mod):
+    out = mod.ini_set_text(NOVA, "glance", "api_servers", "http://10.0.0.11:9292")
+    assert out == NOVA.replace("\napi_servers = http://old:9292\n", "\napi_servers = http://10.0.0.11:9292\n")
+    assert mod._ini_get_text(out, "glance", "api_servers") == "http://10.0.0.11:9292"
+
+
+def test_ini_set_adds_to_existing_section(mod):
+    text = NOVA.replace("api_servers = http://old:9292\n", "")
+    out = mod.ini_set_text(text, "glance", "api_servers", "http://v:9292")
+    assert "num_retries = 3\napi_servers = http://v:9292\n\n[libvirt]" in out
+    assert out.replace("api_servers = http://v:9292\n", "") == text
+
+
+def test_ini_set_appends_missing_section(mod):
+    text = "[DEFAULT]\nmy_ip = 1.2.3.4"
+    out = mod.ini_set_text(text, "glance", "api_servers", "http://v:9292")
+    assert out == "[DEFAULT]\nmy_ip = 1.2.3.4\n\n[glance]\napi_servers = http://v:9292\n"
+    assert mod.ini_set_text("", "glance", "k", "v") == "[glance]\nk = v\n"
+
+
+@pytest.mark.parametrize("value, millis", [("30s", 30000), ("1min", 60000), ("500ms", 500), ("10", 10000),
+                                           ("2h", 7200000), ("30x", None), ("", None), ("-1s", None)])
+def test_parse_interval(mod, value, millis):
+    assert mod._parse_interval_ms(value) == millis
