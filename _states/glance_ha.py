@@ -16,7 +16,10 @@ owner and mode. ``ini_option_present`` sets one option of an INI file (nova.conf
         - mode: '0640'
 """
 
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
 __virtualname__ = "glance_ha"
+ERRORS = (CommandExecutionError, SaltInvocationError, OSError)
 
 
 def __virtual__():
@@ -26,7 +29,8 @@ def __virtual__():
 
 
 def _secrets():
-    return __salt__["glance_ha.secrets"](__salt__["pillar.get"]("glance_ha", {}))
+    # __pillar__ is this run's pillar, including pillar= overrides given on the command line.
+    return __salt__["glance_ha.secrets"](__pillar__.get("glance_ha", {}))
 
 
 def _ret(name):
@@ -52,7 +56,7 @@ def config_managed(name, source, user="root", group="root", mode="0640"):
     secrets = _secrets()
     try:
         new = __salt__["glance_ha.render"](source, saltenv=__env__)
-    except Exception as exc:  # pylint: disable=broad-except
+    except ERRORS as exc:
         ret["result"] = False
         ret["comment"] = f"Could not render {source}: " + _mask(str(exc), secrets)
         return ret
@@ -76,7 +80,7 @@ def config_managed(name, source, user="root", group="root", mode="0640"):
         return ret
     try:
         __salt__["glance_ha.write"](name, new, user=user, group=group, mode=mode)
-    except Exception as exc:  # pylint: disable=broad-except
+    except ERRORS as exc:
         ret["result"] = False
         ret["comment"] = _mask(str(exc), secrets)
         return ret

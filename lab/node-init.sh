@@ -13,7 +13,7 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root LANG=C.UTF-8
 
 # Never in the host's network namespace (lab.py also checks this before it starts us).
-if [ "$(readlink /proc/self/ns/net)" = "$(readlink /proc/1/ns/net)" ]; then
+if [ "$(readlink /proc/self/ns/net)" = "$(readlink /proc/2/ns/net)" ]; then  # kthreadd: host netns
     echo "node-init: refusing to run in the host network namespace" >&2; exit 1
 fi
 read -r hostpid _ < /proc/self/stat   # our PID as the host sees it (before /proc is remounted)

@@ -10,7 +10,7 @@ dir=$1
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export LANG=C.UTF-8
 
-if [ "$(readlink /proc/self/ns/net)" = "$(readlink /proc/1/ns/net)" ]; then
+if [ "$(readlink /proc/self/ns/net)" = "$(readlink /proc/2/ns/net)" ]; then  # kthreadd: host netns
     echo "svc-init: refusing to run in the host network namespace" >&2; exit 1
 fi
 read -r hostpid _ < /proc/self/stat

@@ -1,3 +1,4 @@
+---
 # A per-site override, layered over pillar.example by the tests (as a site would in its pillar top):
 # other VIPs in CIDR form, one VIP only, notifications off, api-level monitoring, extra options.
 glance_ha:

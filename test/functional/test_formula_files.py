@@ -1,0 +1,149 @@
+"""glance_ha.config / glance_ha.nova through the real Salt loader: show_sls, test=True diffs, a real
+apply (inside the sandbox), a second apply with zero changes, bad pillar refused, secrets masked."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from test.conftest import deep_merge, wipe
+
+CONF = "/etc/glance/glance-api.conf"
+NOVA = "/etc/nova/nova.conf"
+SECRETS = ("glance-db-secret", "rabbit-secret", "keystone-admin-secret", "glance-keystone-secret",
+           "p@ss:w$rd/with%chars", "p%40ss%3Aw%24rd%2Fwith%25chars")
+NOVA_TEXT = "[DEFAULT]\n# operator's comment\nmy_ip = 10.0.0.31\n\n[glance]\nnum_retries = 3\n"
+
+
+def files_only(pillar):
+    """The pillar with the cluster and Keystone parts switched off (they have their own tests)."""
+    return deep_merge(pillar, {"glance_ha": {"cluster": {"manage": False}, "endpoints": {"manage": False}}})
+
+
+def results(ret):
+    assert not ret.failed, ret
+    return {r.id if hasattr(r, "id") else r.name: r for r in ret}
+
+
+def snapshot(*paths):
+    return {p: (Path(p).read_bytes(), os.stat(p).st_mtime_ns) if os.path.exists(p) else None for p in paths}
+
+
+@pytest.fixture(params=["example", "site"])
+def pillar(request, example_pillar, site_pillar):
+    return files_only(example_pillar if request.param == "example" else site_pillar)
+
+
+@pytest.mark.parametrize("sls", ["glance_ha.config", "glance_ha.nova", "glance_ha.agent", "glance_ha"])
+def test_show_sls_renders(modules, pillar, sls):
+    ret = modules.state.show_sls(sls, pillar=pillar)
+    assert isinstance(ret, dict), ret
+    assert ret, f"{sls} rendered no states"
+
+
+def test_config_test_apply_rerun(modules, pillar):
+    wipe(CONF, "/var/lib/glance/staging")
+    before = snapshot(CONF)
+    ret = modules.state.sls("glance_ha.config", pillar=pillar, test=True)
+    by_id = {r.id: r for r in ret}
+    conf = by_id["glance_ha-config-file"]
+    assert conf.result is None
+    diff = conf.changes["diff"]
+    want = pillar["glance_ha"]
+    assert f"+bind_port = {want['api'].get('port', 9292)}\n" in diff
+    assert "+password = ********\n" in diff
+    assert snapshot(CONF) == before, "test=True wrote the file"
+    assert not os.path.exists("/var/lib/glance/staging"), "test=True created a directory"
+
+    ret = modules.state.sls("glance_ha.config", pillar=pillar)
+    failed = [r for r in ret if r.result is False]
+    assert not failed, failed
+    st = os.stat(CONF)
+    assert (st.st_mode & 0o777, st.st_uid) == (0o640, 0)
+    text = Path(CONF).read_text()
+    assert "[keystone_authtoken]" in text and f"password = {want['keystone']['service_user']['password']}" in text
+    assert os.path.isdir("/var/lib/glance/staging")
+
+    again = modules.state.sls("glance_ha.config", pillar=pillar)
+    changed = {r.id: r.changes for r in again if r.changes}
+    assert changed == {}
+    assert all(r.result is True for r in again)
+    again_test = modules.state.sls("glance_ha.config", pillar=pillar, test=True)
+    assert all(r.result is True and not r.changes for r in again_test)
+
+
+def test_drift_is_reported_and_corrected(modules, pillar):
+    modules.state.sls("glance_ha.config", pillar=pillar)
+    with open(CONF, "a") as handle:
+        handle.write("debug = true\n")
+    os.chmod(CONF, 0o644)
+    ret = {r.id: r for r in modules.state.sls("glance_ha.config", pillar=pillar)}
+    conf = ret["glance_ha-config-file"]
+    assert "-debug = true" in conf.changes["diff"]
+    assert conf.changes["mode"] == {"old": "0644", "new": "0640"}
+    assert os.stat(CONF).st_mode & 0o777 == 0o640
+    assert "debug = true" not in Path(CONF).read_text()
+
+
+def test_nova_sets_only_api_servers(modules, pillar):
+    os.makedirs("/etc/nova", exist_ok=True)
+    with open(NOVA, "w") as handle:
+        handle.write(NOVA_TEXT)
+    internal = pillar["glance_ha"]["endpoints"]["internal"]
+    ret = {r.id: r for r in modules.state.sls("glance_ha.nova", pillar=pillar, test=True)}
+    assert ret["glance_ha-nova-api-servers"].result is None
+    assert Path(NOVA).read_text() == NOVA_TEXT
+    modules.state.sls("glance_ha.nova", pillar=pillar)
+    assert Path(NOVA).read_text() == NOVA_TEXT + f"api_servers = {internal}\n"
+    again = modules.state.sls("glance_ha.nova", pillar=pillar)
+    assert [r.changes for r in again] == [{}]
+
+
+def test_nova_without_nova_conf_fails_clearly(modules, example_pillar):
+    pillar = deep_merge(example_pillar, {"glance_ha": {"nova": {"config": "/etc/nova-missing/nova.conf"}}})
+    ret = list(modules.state.sls("glance_ha.nova", pillar=pillar))
+    assert ret[0].result is False
+    assert "/etc/nova-missing/nova.conf does not exist" in ret[0].comment
+    assert not os.path.exists("/etc/nova-missing")
+
+
+@pytest.mark.parametrize("override, key", [
+    ({"vip": {"internal": "10.0.0.300"}}, "glance_ha:vip:internal"),
+    ({"vipp": {}}, "glance_ha:vipp"),
+    ({"database": {"password": ""}}, "glance_ha:database:password"),
+    ({"keystone": {"auth_url": "http://10.0.0.11:5000/v2.0"}}, "glance_ha:keystone:auth_url"),
+    ({"cluster": {"monitor": {"interval": "often"}}}, "glance_ha:cluster:monitor:interval"),
+])
+def test_bad_pillar_changes_nothing(modules, example_pillar, override, key):
+    good = files_only(example_pillar)
+    modules.state.sls("glance_ha.config", pillar=good)
+    watched = (CONF, "/var/lib/glance/images")
+    before = snapshot(CONF)
+    wipe("/var/lib/glance/tasks")
+    ret = modules.state.sls("glance_ha", pillar=deep_merge(good, {"glance_ha": override}))
+    assert ret.failed
+    errors = "\n".join(ret.errors if hasattr(ret, "errors") else [str(ret)])
+    assert key in errors
+    for secret in SECRETS:
+        assert secret not in errors
+    assert snapshot(CONF) == before
+    assert not os.path.exists("/var/lib/glance/tasks")
+    assert os.path.isdir(watched[1])
+
+
+def test_secrets_never_in_output_or_log(modules, site_pillar, minion_root):
+    pillar = files_only(site_pillar)
+    wipe(CONF)
+    outputs = [modules.state.sls("glance_ha.config", pillar=pillar, test=True),
+               modules.state.sls("glance_ha.config", pillar=pillar)]
+    with open(CONF, "a") as handle:
+        handle.write("x = 1\n")
+    outputs.append(modules.state.sls("glance_ha.config", pillar=pillar))
+    dumped = json.dumps([[{"name": r.name, "comment": r.comment, "changes": r.changes} for r in out]
+                         for out in outputs], default=str)
+    assert "********" in dumped
+    log = (minion_root / "minion.log").read_text() if (minion_root / "minion.log").exists() else ""
+    for secret in SECRETS:
+        assert secret not in dumped
+        assert secret not in log
