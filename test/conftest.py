@@ -37,6 +37,16 @@ def formula_root():
 
 
 @pytest.fixture(scope="session")
+def state_tree(tmp_path_factory):
+    """A file_roots directory holding only the formula (symlinks into the checkout): pointing
+    file_roots at the checkout itself makes the fileserver walk both venvs on every run."""
+    tree = tmp_path_factory.mktemp("state-tree")
+    for name in ("glance_ha", "_modules", "_states"):
+        (tree / name).symlink_to(FORMULA_ROOT / name)
+    return tree
+
+
+@pytest.fixture(scope="session")
 def salt_factories_default_root_dir(tmp_path_factory):
     # The default is /tmp; keep it short (AF_UNIX paths < 108 chars) and private to the session.
     return tmp_path_factory.mktemp("sf")

@@ -16,9 +16,9 @@ def minion_root(tmp_path_factory, example_pillar):
 
 
 @pytest.fixture(scope="session")
-def minion_opts(minion_root, formula_root):
+def minion_opts(minion_root, formula_root, state_tree):
     conf = {"id": "functional-minion", "root_dir": str(minion_root), "file_client": "local",
-            "file_roots": {"base": [str(formula_root)]},
+            "file_roots": {"base": [str(state_tree)]},
             "pillar_roots": {"base": [str(minion_root / "pillar")]},
             # reset_state() rmtree's the cachedir (extmods), so load from the checkout:
             "module_dirs": [str(formula_root / "_modules")],
