@@ -259,6 +259,8 @@ def _validate_messaging(msg, errors):
             errors.append(f"glance_ha:messaging:hosts:{i}: {host!r} is not a host name or IP address")
     if not _is_int(msg.get("port"), 1, 65535):
         errors.append(f"glance_ha:messaging:port: {msg.get('port')!r} is not a TCP port (1-65535)")
+    if not _is_int(msg.get("retry"), -1):
+        errors.append(f"glance_ha:messaging:retry: {msg.get('retry')!r} is not a retry count (-1 = forever)")
     if driver in ("messagingv2", "messaging"):
         if not hosts:
             errors.append(f"glance_ha:messaging:hosts: is required when driver is {driver}"
@@ -434,6 +436,8 @@ def _glance_api_conf(cfg):
                            for h in msg["hosts"])
         conf["DEFAULT"]["transport_url"] = _oslo(f"rabbit://{netlocs}/{vhost}")
     conf["oslo_messaging_notifications"] = {"driver": msg["driver"]}
+    if msg["driver"] in ("messagingv2", "messaging"):
+        conf["oslo_messaging_notifications"]["retry"] = str(msg["retry"])
     conf["paste_deploy"] = {"flavor": "keystone"}
     auth = ks["auth_url"].rstrip("/")
     svc = ks["service_user"]

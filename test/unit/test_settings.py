@@ -38,7 +38,7 @@ def test_example_pillar_is_valid(settings, example_pillar):
     assert cfg["conf"]["database"]["connection"] == (
         "mysql+pymysql://glance:glance-db-secret@10.0.0.11:3306/glance")
     assert cfg["conf"]["DEFAULT"]["transport_url"] == "rabbit://openstack:rabbit-secret@10.0.0.11:5672/"
-    assert cfg["conf"]["oslo_messaging_notifications"]["driver"] == "messagingv2"
+    assert cfg["conf"]["oslo_messaging_notifications"] == {"driver": "messagingv2", "retry": "2"}
     assert cfg["lookup"]["config_file"] == "/etc/glance/glance-api.conf"
     assert cfg["cluster"]["monitor"] == {"interval": "30s", "timeout": "30s"}
 
@@ -94,6 +94,7 @@ def test_endpoints_derive_from_vips(settings, example_pillar):
     ({"messaging": {"password": None}}, "glance_ha:messaging:password", "is required"),
     ({"messaging": {"driver": "rabbit"}}, "glance_ha:messaging:driver", "messagingv2"),
     ({"messaging": {"hosts": []}}, "glance_ha:messaging:hosts", "is required"),
+    ({"messaging": {"retry": -2}}, "glance_ha:messaging:retry", "retry count"),
     ({"keystone": {"auth_url": "http://10.0.0.11:5000/v2.0/"}}, "glance_ha:keystone:auth_url", "v3"),
     ({"keystone": {"auth_url": "10.0.0.11:5000"}}, "glance_ha:keystone:auth_url", "not an http"),
     ({"keystone": {"service_user": {"password": ""}}}, "glance_ha:keystone:service_user:password",
