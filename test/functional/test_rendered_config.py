@@ -18,6 +18,7 @@ from test.conftest import FORMULA_ROOT
 OS_VENV = Path(os.environ.get("GLANCE_HA_OS_VENV", FORMULA_ROOT / ".venv-os"))
 AGENT = "/usr/lib/ocf/resource.d/openstack/glance-api"
 CONF = "/etc/glance/glance-api.conf"
+RSCTMP = "/var/lib/glance/resource-agents"
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +46,11 @@ def glance_pillar(mariadb, keystone, rabbitmq):
 
 def agent(action, **params):
     env = dict(os.environ, OCF_ROOT="/usr/lib/ocf", OCF_RESOURCE_INSTANCE="p_glance-api",
-               HA_RSCTMP="/run/resource-agents",
+               HA_RSCTMP=RSCTMP,  # the host's /run is not in the sandbox
                **{f"OCF_RESKEY_{k}": str(v) for k, v in params.items()})
     if action == "monitor":
         env["OCF_RESKEY_CRM_meta_interval"] = "30000"
-    os.makedirs("/run/resource-agents", exist_ok=True)
+    os.makedirs(RSCTMP, exist_ok=True)
     return subprocess.run([AGENT, action], env=env, capture_output=True, text=True, timeout=180, check=False)
 
 
