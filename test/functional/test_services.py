@@ -93,12 +93,14 @@ def test_keystone_service_user(keystone, mariadb):
     assert [s['type'] for s in keystone.catalog(token)] == ['identity']
     # Keystone really keeps its data in this MariaDB
     assert mariadb.sql("SELECT name FROM keystone.project WHERE name='service';").split() == ['service']
-    # a new password is applied; the old one stops working
+    # a new password is applied; the old one stops working, and so do tokens issued before the change
+    # (revocation must get through Keystone's in-process cache)
     pw2 = secrets.token_urlsafe(12)
     assert keystone.ensure_service_user('smoke-glance', pw2)['user_id'] == first['user_id']
     with pytest.raises(svc.ServiceError, match='HTTP 401'):
         keystone.token('smoke-glance', pw, 'service')
-    assert keystone.token('smoke-glance', pw2, 'service')
+    assert keystone.request('GET', '/v3/auth/catalog', token=token)[0] in (401, 404)
+    assert [s['type'] for s in keystone.catalog(keystone.token('smoke-glance', pw2, 'service'))] == ['identity']
 
 
 def test_secrets_stay_private(services_dir, mariadb, rabbitmq, keystone):
@@ -117,7 +119,12 @@ def test_secrets_stay_private(services_dir, mariadb, rabbitmq, keystone):
         except OSError:
             continue
         leaks += [f'{name} in /proc/{entry.name}/cmdline' for name, v in values.items() if v in cmdline]
-    leaks += [f'{name} in services.json' for name, v in values.items() if v in record]
+    # nowhere in the state dir (logs, databases, mnesia) except the secrets and the 0600 config files
+    private = {keystone.conf, keystone.clouds_yaml, rabbitmq.dir / 'rabbitmq.conf', rabbitmq.transport_url_file}
+    for path in services_dir.rglob('*'):
+        if path.is_file() and path not in private and 'secrets' not in path.relative_to(services_dir).parts:
+            data = path.read_bytes()
+            leaks += [f'{name} in {path}' for name, v in values.items() if v.encode() in data]
     assert leaks == []
 
 
@@ -135,10 +142,20 @@ def test_mariadb_stale_and_foreign_state(tmp_path):
         assert again.pid not in (None, first_pid) and again.sql('SELECT 7;').strip() == '7'
         again.stop()
         assert again.pid is None and not again.running()
-        # a live process we did not record, named by the dir's pidfile: the dir is refused
-        with subprocess.Popen(['sleep', '60']) as foreign:
+        pidfile = tmp_path / 'mariadb' / 'mysqld.pid'
+        # a pidfile whose PID now belongs to an unrelated process (PID reuse) counts as stale
+        with subprocess.Popen(['sleep', '60']) as unrelated:
             try:
-                (tmp_path / 'mariadb' / 'mysqld.pid').write_text(f'{foreign.pid}\n')
+                pidfile.write_text(f'{unrelated.pid}\n')
+                again.start()
+                assert again.sql('SELECT 8;').strip() == '8' and unrelated.poll() is None
+                again.stop()
+            finally:
+                unrelated.kill()
+        # a live process we did not record that works in the dir, named by its pidfile: refused
+        with subprocess.Popen(['sleep', '60'], cwd=tmp_path / 'mariadb') as foreign:
+            try:
+                pidfile.write_text(f'{foreign.pid}\n')
                 with pytest.raises(svc.ServiceError, match='refusing to reuse'):
                     svc.MariaDB(tmp_path).start()
                 assert foreign.poll() is None                  # and it was left alone
