@@ -43,6 +43,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -137,6 +138,19 @@ def check_range(net: ipaddress.IPv4Network) -> None:
         gw = route.get("gateway")
         if gw and ":" not in gw and ipaddress.ip_address(gw) in net:
             raise LabError(f"lab network {net} contains the host gateway {gw}")
+
+
+def remove_empty_namespaces(prefix_regex: str) -> list[str]:
+    """Delete lab namespaces (`<prefix>-br|svc|cl|nN`, prefix matching prefix_regex) in which no
+    process runs any more: what a lab killed with its parent (tied=True) leaves behind."""
+    pat = re.compile(rf"^(?:{prefix_regex})-(br|svc|cl|n\d+)$")
+    gone = []
+    for line in run(["ip", "netns", "list"]).stdout.splitlines():
+        ns = line.split()[0] if line.strip() else ""
+        if pat.match(ns) and not run(["ip", "netns", "pids", ns], check=False).stdout.split():
+            run(["ip", "netns", "del", ns], check=False)
+            gone.append(ns)
+    return gone
 
 
 class Lab:
@@ -386,8 +400,13 @@ class Lab:
         sd = self.svc_dir
         (sd / "salt").mkdir(parents=True)
         (sd / "log").mkdir()
+        # The master serves the formula from the repo through links (glance_ha/, _modules/, _states/):
+        # a file root at the repo itself would make the fileserver walk the venvs (~40k files) on
+        # every file-list refresh, because ignored directories are still descended into.
         states = self.run_dir / "states"
         states.mkdir()
+        for name in ("glance_ha", "_modules", "_states"):
+            (states / name).symlink_to(REPO / name)
         (states / "top.sls").write_text("base:\n  'ctl*':\n    - glance_ha\n")
         (states / "lab_empty.sls").write_text("# intentionally empty: the baseline of bench/bench_lab.py\n")
         pillar = self.run_dir / "pillar"
@@ -395,10 +414,9 @@ class Lab:
         master = {
             "id": f"{self.prefix}-master", "interface": self.svc_addr, "ipv6": False,
             "root_dir": str(sd / "salt-root"), "auto_accept": True, "worker_threads": 3,
-            "file_roots": {"base": [str(REPO), str(states)]},
+            "file_roots": {"base": [str(states)]},
             "pillar_roots": {"base": [str(LAB_DIR / "pillar"), str(pillar)]},
-            "file_ignore_regex": [r"/\.git($|/)", r"/\.venv", r"/lab/run($|/)", r"__pycache__",
-                                  r"/\.(ruff|pytest)_cache"],
+            "file_ignore_regex": [r"__pycache__", r"\.pyc$"],
             "log_level_logfile": "info", "keep_jobs_seconds": 3600, "timeout": 10,
         }
         (sd / "salt/master").write_text(json.dumps(master, indent=1))
@@ -410,7 +428,7 @@ class Lab:
         data = {
             "vip_internal": self.vip_internal, "vip_public": self.vip_public,
             "cidr_netmask": self.net.prefixlen, "nic": "eth0", "svc": self.svc_addr,
-            "db_password": s["db_glance"], "rabbit_password": s["rabbit"],
+            "db_password": s["db_glance"], "rabbit_user": "openstack", "rabbit_password": s["rabbit"],
             "admin_password": s["keystone_admin"], "glance_password": s["keystone_glance"],
             "gunicorn": str(VENV_OS / "bin/gunicorn"), "venv_os": str(VENV_OS),
         }
@@ -497,30 +515,52 @@ class Lab:
 
     def provision_services(self) -> dict:
         """Runs INSIDE the svc namespace (see _services_start)."""
-        from lab.services import STANDARD_PORTS, Services
+        import logging
 
+        from lab.services import STANDARD_PORTS, ServiceError, Services
+
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="lab.services: %(message)s")
         s = json.loads((self.run_dir / "secrets.json").read_text())
         svc = Services(self.svc_dir / "services", host=self.svc_addr, ports=dict(STANDARD_PORTS),
                        os_venv=str(VENV_OS))
-        t = time.monotonic()
+        t0 = time.monotonic()
+        timings: dict[str, float] = {}
+        errors: list[BaseException] = []
+
+        def glance_db():  # as soon as MariaDB answers, while Keystone is still being set up
+            try:
+                deadline = time.monotonic() + 240
+                while True:
+                    try:
+                        svc.mariadb.sql("SELECT 1")
+                        break
+                    except (ServiceError, OSError, subprocess.SubprocessError):  # not up yet
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.5)
+                svc.mariadb.create_database("glance", "glance", s["db_glance"])
+                conf_dir = self.svc_dir / "glance-manage"
+                conf_dir.mkdir(mode=0o700, exist_ok=True)
+                _write_private(conf_dir / "glance-api.conf", "[database]\nconnection = "
+                               f"{svc.mariadb.url('glance', 'glance', s['db_glance'])}\n")
+                sync = run([str(VENV_OS / "bin/glance-manage"), "--config-file", str(conf_dir / "glance-api.conf"),
+                            "db_sync"], check=False, timeout=600,
+                           env=self._env({"OS_GLANCE_CONFIG_DIR": str(conf_dir)}))
+                if sync.returncode != 0:
+                    raise LabError(f"glance-manage db_sync failed:\n{(sync.stdout + sync.stderr)[-3000:]}")
+                timings["glance database ready"] = time.monotonic() - t0
+            except BaseException as exc:  # noqa: BLE001 -- re-raised in the main thread below
+                errors.append(exc)
+
+        db = threading.Thread(target=glance_db, daemon=True)
+        db.start()
         desc = svc.up()
-        timings = {"services up": time.monotonic() - t}
-        t = time.monotonic()
-        svc.mariadb.create_database("glance", "glance", s["db_glance"])
-        conf_dir = self.svc_dir / "glance-manage"
-        conf_dir.mkdir(mode=0o700, exist_ok=True)
-        conf = conf_dir / "glance-api.conf"
-        conf.touch(0o600)
-        conf.write_text("[database]\nconnection = "
-                        f"{svc.mariadb.url('glance', 'glance', s['db_glance'])}\n")
-        sync = subprocess.Popen([str(VENV_OS / "bin/glance-manage"), "--config-file", str(conf), "db_sync"],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, env=self._env({"OS_GLANCE_CONFIG_DIR": str(conf_dir)}))
+        timings["services up"] = time.monotonic() - t0
         svc.keystone.ensure_service_user("glance", s["keystone_glance"])
-        out, _ = sync.communicate(timeout=300)
-        if sync.returncode != 0:
-            raise LabError(f"glance-manage db_sync failed:\n{out[-3000:]}")
-        timings["glance db + service user"] = time.monotonic() - t
+        db.join()
+        if errors:
+            raise errors[0]
+        timings["provisioned"] = time.monotonic() - t0
         s.update(keystone_admin=svc.keystone.admin_password, rabbit=svc.rabbitmq.password,
                  rabbit_amqp_url=svc.rabbitmq.amqp_url)
         self.secrets = s
@@ -697,28 +737,72 @@ class Lab:
             time.sleep(0.3)
         raise LabError(f"minions {sorted(want)} not answering (last {got})")
 
+    # ---- the client side -------------------------------------------------------------------------
+    @property
+    def secret(self) -> dict:
+        """The run's passwords (0600 file in the run dir; never printed)."""
+        return json.loads((self.run_dir / "secrets.json").read_text())
+
+    @property
+    def auth_url(self) -> str:
+        return f"http://{self.svc_addr}:5000/v3"
+
+    def image_url(self, public: bool = True) -> str:
+        return f"http://{self.vip_public if public else self.vip_internal}:9292"
+
+    def client_call(self, op: str, timeout: float = 600, **req) -> dict:
+        """Run one lab/client.py operation in the client namespace (request on stdin, JSON reply)."""
+        proc = self.client_exec([str(VENV / "bin/python"), "-m", "lab.client"], check=False, timeout=timeout,
+                                input=json.dumps({"op": op, **req}), env={"PYTHONPATH": str(REPO)})
+        if proc.returncode != 0:
+            raise LabError(f"client {op} failed (rc {proc.returncode}): {proc.stdout[-2000:]}{proc.stderr[-3000:]}")
+        return json.loads(proc.stdout)
+
+    def admin_token(self) -> str:
+        return self.client_call("token", auth_url=self.auth_url, username="admin",
+                                password=self.secret["keystone_admin"], project="admin")["token"]
+
+    def image_catalog(self, token: str | None = None) -> list[dict]:
+        """The image services of the Keystone catalog, each with its endpoints."""
+        cat = self.client_call("catalog", auth_url=self.auth_url, token=token or self.admin_token())["catalog"]
+        return [c for c in cat if c.get("type") == "image"]
+
+    def glance_nodes(self) -> list[str]:
+        """Controllers on which a glance-api (WSGI) process runs, by looking inside each one."""
+        out = []
+        for n in self.live_nodes():
+            if self.exec(n, ["pgrep", "-f", "glance.wsgi.api|glance-api"], check=False).returncode == 0:
+                out.append(self.node_name(n))
+        return out
+
+    def vip_holders(self, ip: str) -> list[str]:
+        return [self.node_name(n) for n in self.live_nodes()
+                if f" {ip}/" in self.exec(n, ["ip", "-o", "-4", "addr", "show"], check=False).stdout]
+
     # ---- memory ----------------------------------------------------------------------------------
-    def rss(self) -> dict[str, int]:
-        """RSS in bytes of everything in the lab, per namespace (svc, ctl1..), from /proc."""
+    def memory(self) -> dict[str, dict[str, int]]:
+        """Per namespace (svc, ctl1..): {'rss': bytes, 'pss': bytes, 'procs': n} of every process in
+        it (its pid namespace), from /proc. RSS double-counts shared pages; PSS does not."""
         out = {}
         for key in ["svc"] + [self.node_name(n) for n in self.node_range]:
             try:
                 pid_ns = os.readlink(f"/proc/{self.init_pid(key)}/ns/pid")
             except (LabError, OSError):
                 continue
-            total = 0
+            tot = {"rss": 0, "pss": 0, "procs": 0}
             for p in Path("/proc").iterdir():
                 if not p.name.isdigit():
                     continue
                 try:
                     if os.readlink(p / "ns/pid") != pid_ns:
                         continue
-                    for line in (p / "status").read_text().splitlines():
-                        if line.startswith("VmRSS:"):
-                            total += int(line.split()[1]) * 1024
-                except OSError:
+                    for line in (p / "smaps_rollup").read_text().splitlines():
+                        if line.startswith(("Rss:", "Pss:")):
+                            tot[line[:3].lower()] += int(line.split()[1]) * 1024
+                    tot["procs"] += 1
+                except (OSError, ValueError):
                     continue
-            out[key] = total
+            out[key] = tot
         return out
 
 

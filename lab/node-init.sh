@@ -33,7 +33,7 @@ cow /usr/lib/ocf/resource.d ocf
 
 # Private runtime state, fresh on every boot.
 mount -t tmpfs -o mode=0755 tmpfs /run
-mkdir -p /run/lock /run/resource-agents /run/crm /run/glance
+mkdir -p /run/lock /run/resource-agents /run/crm
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm            # libqb ring buffers are named by pid
 mount -t tmpfs -o mode=0755 tmpfs /var/lib/pacemaker
 install -d -o hacluster -g haclient -m 0750 /var/lib/pacemaker/{cib,pengine,blackbox,cores,bundles}
