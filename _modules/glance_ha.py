@@ -412,7 +412,7 @@ def _glance_api_conf(cfg):
     state_dir = look.get("state_dir", "/var/lib/glance")
     conf = {
         "DEFAULT": {
-            "bind_host": cfg["vip"]["internal"],
+            "bind_host": _bind_host(cfg["vip"]),
             "bind_port": str(cfg["api"]["port"]),
             "workers": str(cfg["api"]["workers"]),
             "enabled_backends": f"{_store_name(store)}:{store['backend']}",
@@ -461,6 +461,14 @@ def _glance_api_conf(cfg):
                 value = ",".join(str(v) for v in value)
             target[option] = str(value)
     return conf
+
+
+def _bind_host(vip):
+    """The internal VIP; with a second (public) VIP, every address, so glance answers on both (it
+    has a single bind_host, and only the active node holds the VIPs)."""
+    if not vip["public"]:
+        return vip["internal"]
+    return "::" if ":" in vip["internal"] else "0.0.0.0"
 
 
 def _store_name(store):

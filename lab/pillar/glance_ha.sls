@@ -40,10 +40,6 @@ glance_ha:
       interval: 10s
       timeout: 30s
   config:
-    DEFAULT:
-      # FIXME(formula): glance_ha binds glance-api to the internal VIP only, so nothing answers on
-      # the public VIP (the public endpoint); listening on every address serves both VIPs.
-      bind_host: 0.0.0.0
     paste_deploy:
       # glance 33's own paste pipeline (the distribution's /etc/glance/glance-api-paste.ini is glance 25's)
       config_file: {{ run.venv_os }}/etc/glance/glance-api-paste.ini

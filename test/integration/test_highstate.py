@@ -57,7 +57,9 @@ def test_highstate_cycle(salt_cli, salt_minion, set_pillar, highstate_top, examp
     assert os.stat(AGENT).st_mode & 0o7777 == 0o755
     assert os.stat(CONF).st_mode & 0o7777 == 0o640
     bind = Path(CONF).read_text()
-    assert f"bind_host = {pillar['glance_ha']['vip']['internal'].split('/')[0]}\n" in bind
+    vip = pillar["glance_ha"]["vip"]
+    want = "0.0.0.0" if vip.get("public") else vip["internal"].split("/")[0]
+    assert f"bind_host = {want}\n" in bind
 
     second = state_results(salt_cli.run("state.highstate", minion_tgt=salt_minion.id))
     assert {k: v["changes"] for k, v in second.items() if v["changes"]} == {}

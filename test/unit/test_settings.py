@@ -34,7 +34,8 @@ def errors_of(settings, pillar):
 
 def test_example_pillar_is_valid(settings, example_pillar):
     cfg = settings(example_pillar["glance_ha"])
-    assert cfg["conf"]["DEFAULT"]["bind_host"] == "10.0.0.11"
+    # two VIPs: glance has one bind_host, so it listens on all addresses to answer on both
+    assert cfg["conf"]["DEFAULT"]["bind_host"] == "0.0.0.0"
     assert cfg["conf"]["database"]["connection"] == (
         "mysql+pymysql://glance:glance-db-secret@10.0.0.11:3306/glance")
     assert cfg["conf"]["DEFAULT"]["transport_url"] == "rabbit://openstack:rabbit-secret@10.0.0.11:5672/"
@@ -48,6 +49,7 @@ def test_site_override(settings, site_pillar):
     assert cfg["vip"]["internal"] == "192.168.50.20"
     assert cfg["vip"]["internal_netmask"] == 23
     assert cfg["vip"]["public"] == ""
+    assert cfg["conf"]["DEFAULT"]["bind_host"] == "192.168.50.20"
     assert cfg["endpoints"] == {"manage": True, "public": "https://images.site.example",
                                 "internal": "http://10.0.0.11:9292", "admin": "http://10.0.0.11:9292"}
     conf = cfg["conf"]
@@ -73,6 +75,8 @@ def test_endpoints_derive_from_vips(settings, example_pillar):
     cfg = settings(pillar)
     assert cfg["endpoints"]["public"] == "http://[2001:db8::11]:9999"
     assert cfg["conf"]["DEFAULT"]["bind_host"] == "2001:db8::11"
+    pillar["vip"]["public"] = "2001:db8::12"
+    assert settings(pillar)["conf"]["DEFAULT"]["bind_host"] == "::"
 
 
 @pytest.mark.parametrize("override, key, words", [
