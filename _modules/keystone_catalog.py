@@ -75,6 +75,7 @@ AUTH_KEYS = ("auth_url", "username", "password", "project_name", "user_domain_na
              "project_domain_name", "region", "verify")
 AUTH_DEFAULTS = {"user_domain_name": "Default", "project_domain_name": "Default", "verify": True}
 CONTEXT_PREFIX = "keystone_catalog.conn."
+MISSING = object()
 _VERSION_RE = re.compile(r"^v(\d+)(\.\d+)?$", re.IGNORECASE)
 
 
@@ -145,8 +146,10 @@ def validate_endpoint_url(url):
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         return f"endpoint URL {url!r} is not an http:// or https:// URL"
     try:
-        parsed.port  # noqa: B018
+        port = parsed.port
     except ValueError:
+        port = 0
+    if port == 0:
         return f"endpoint URL {url!r} has an invalid port"
     return None
 
@@ -231,8 +234,9 @@ class _Conn:
     def _where(self):
         return f"user {self.user!r} (domain {self.domain!r}, project {self.project!r})"
 
-    def call(self, method, path, body=None, params=None, ok=(200,)):
-        """One API request with the retry bound; returns the decoded JSON body (or None)."""
+    def call(self, method, path, body=None, params=None, ok=(200,), missing_ok=False):
+        """One API request with the retry bound; returns the decoded JSON body (None when empty), or
+        MISSING for HTTP 404 when ``missing_ok``."""
         url = self.url + path
         start = time.monotonic()
         attempt, last = 0, None
@@ -268,6 +272,8 @@ class _Conn:
                 raise CommandExecutionError(f"keystone_catalog: TLS error talking to {self.url}: {exc}") from None
             except ksa_exc.ClientException as exc:
                 raise CommandExecutionError(f"keystone_catalog: {method} {url} failed: {exc}") from None
+            if missing_ok and resp.status_code == 404:
+                return MISSING
             return self._decode(method, url, resp, ok)
         elapsed = time.monotonic() - start
         raise CommandExecutionError(
@@ -520,9 +526,9 @@ def endpoint_list(service_id=None, service=None, service_type=None, interface=No
 
 def endpoint_create(service_id, interface, url, region=None, enabled=True, profile=None, **connection_args):
     """
-    Create one endpoint (POST /v3/endpoints); Keystone creates the region if it does not exist.
-    ``region`` defaults to the profile's ``region``. No check for an existing one: use the
-    ``keystone_catalog.endpoints_present`` state for idempotence.
+    Create one endpoint (POST /v3/endpoints). The region must exist (see ``region_create``; the
+    ``endpoints_present`` state creates it). ``region`` defaults to the profile's ``region``. No check
+    for an existing endpoint: use the ``keystone_catalog.endpoints_present`` state for idempotence.
 
     Bound: 3 attempts (only if the request certainly did not reach Keystone), connect timeout 5 s,
     read timeout 10 s, at most 20 s, then an error naming the URL.
@@ -587,10 +593,43 @@ def endpoint_delete(endpoint_id, profile=None, **connection_args):
         salt '*' keystone_catalog.endpoint_delete 89abcdef profile=keystone_admin
     """
     conn, _ = _conn(profile, **connection_args)
-    try:
-        conn.call("DELETE", f"/endpoints/{endpoint_id}", ok=(204,))
-    except CommandExecutionError as exc:
-        if "HTTP 404" in str(exc):
-            return False
-        raise
-    return True
+    return conn.call("DELETE", f"/endpoints/{endpoint_id}", ok=(204,), missing_ok=True) is not MISSING
+
+
+def region_get(region, profile=None, **connection_args):
+    """
+    The region with this id (GET /v3/regions/<id>), or None if it does not exist.
+
+    Bound: 3 attempts, connect timeout 5 s, read timeout 10 s, at most 20 s, then an error naming the URL.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' keystone_catalog.region_get RegionTwo profile=keystone_admin
+    """
+    conn, _ = _conn(profile, **connection_args)
+    data = conn.call("GET", f"/regions/{urllib.parse.quote(region, safe='')}", missing_ok=True)
+    return None if data is MISSING else _clean(data["region"])
+
+
+def region_create(region, description="", profile=None, **connection_args):
+    """
+    Create a region with this id (POST /v3/regions) and return it; an existing one (HTTP 409) is
+    returned as it is.
+
+    Bound: 3 attempts (only if the request certainly did not reach Keystone), connect timeout 5 s,
+    read timeout 10 s, at most 20 s, then an error naming the URL.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' keystone_catalog.region_create RegionTwo profile=keystone_admin
+    """
+    conn, _ = _conn(profile, **connection_args)
+    data = conn.call("POST", "/regions", body={"region": {"id": region, "description": description or ""}},
+                     ok=(201, 409))
+    if "region" not in (data or {}):        # 409: it exists already (created concurrently)
+        return region_get(region, profile=profile, **connection_args)
+    return _clean(data["region"])

@@ -136,14 +136,20 @@ def _writer(writer):
     if writer is None:
         return True, ""
     writer = str(writer)
-    if "crm.is_writer" in __salt__:
+    if "crm.writer_status" in __salt__ or "crm.is_writer" in __salt__:
         try:
-            if __salt__["crm.is_writer"](writer):
-                return True, ""
+            if "crm.writer_status" in __salt__:
+                status = __salt__["crm.writer_status"](writer)
+                is_writer, reason = bool(status.get("writer")), status.get("reason", "")
+            else:
+                is_writer, reason = bool(__salt__["crm.is_writer"](writer)), ""
         except (CommandExecutionError, SaltInvocationError) as exc:
             return None, f"Cannot tell whether this minion is the writer: {exc}"
+        if is_writer:
+            return True, ""
         who = writer or "the Pacemaker DC"
-        return False, f"Not the writer ({who} writes the Keystone catalog); nothing done here."
+        return False, (f"Not the writer ({who} writes the Keystone catalog"
+                       + (f"; {reason}" if reason else "") + "); nothing done here.")
     me = __opts__.get("id")
     if writer:
         if writer == me:
@@ -259,7 +265,7 @@ def endpoints_present(name, region, public=None, internal=None, admin=None, serv
     name
         the service's name, e.g. ``glance``
     region
-        the region id, e.g. ``RegionOne`` (Keystone creates the region if it does not exist)
+        the region id, e.g. ``RegionOne`` (created when endpoints must be created and it does not exist)
     public, internal, admin
         the URLs; an interface left at None is not managed
     service_type
@@ -303,8 +309,8 @@ def endpoints_present(name, region, public=None, internal=None, admin=None, serv
             ret["changes"] = plan_changes(plan)
             if test:
                 ret["result"] = None
-                ret["comment"] = (f"Service {name!r} does not exist yet: endpoints {', '.join(sorted(ret['changes']))} "
-                                  f"in {region} would be created.")
+                ret["comment"] = (f"Service {name!r} does not exist yet: its {', '.join(ret['changes'])} "
+                                  f"endpoints in {region} would be created.")
             else:
                 ret["result"] = False
                 ret["changes"] = {}
@@ -322,14 +328,21 @@ def endpoints_present(name, region, public=None, internal=None, admin=None, serv
             ids = ", ".join(f"{i}={plan['unchanged'][i]}" for i in INTERFACES if i in plan["unchanged"])
             ret["comment"] = f"Endpoints of {name!r} in {region} are in the desired state ({ids})."
             return ret
+        new_region = bool(plan["create"]) and __salt__["keystone_catalog.region_get"](region, **args) is None
+        if new_region:
+            changes["region"] = {"old": None, "new": region}
         if test:
             ret["result"] = None
             ret["changes"] = changes
             ret["comment"] = (f"Endpoints of {name!r} in {region} would be "
-                              + _summary(plan, "created", "updated in place") + ".")
+                              + _summary(plan, "created", "updated in place")
+                              + (f" (region {region} created first)" if new_region else "") + ".")
             return ret
         done = {}
         try:
+            if new_region:
+                __salt__["keystone_catalog.region_create"](region, **args)
+                done["region"] = changes["region"]
             for iface in INTERFACES:
                 if iface in plan["update"]:
                     upd = plan["update"][iface]

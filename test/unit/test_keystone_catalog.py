@@ -79,7 +79,7 @@ def test_endpoint_url_ok(mod, url):
 
 
 @pytest.mark.parametrize("url", ["", None, 9292, "10.0.0.11:9292", "ftp://h", "http://h :9292", " http://h",
-                                 "http://h:0x1/", "http:///path"])
+                                 "http://h:0x1/", "http:///path", "http://h:0/"])
 def test_endpoint_url_bad(mod, url):
     assert mod.validate_endpoint_url(url)
 
@@ -266,3 +266,12 @@ def test_writer_without_crm(st, monkeypatch):
     assert write is None and "crmadmin" in why
     ret = {"name": "glance", "result": None, "changes": {}, "comment": ""}
     assert st._not_writer(ret, "") and ret["result"] is False
+
+
+def test_writer_uses_crm_writer_status_reason(st, monkeypatch):
+    _writer_env(st, monkeypatch, is_writer=lambda w: False)
+    st.__salt__["crm.writer_status"] = lambda w: {"writer": False, "reason": "the cluster has no DC now"}
+    write, why = st._writer("")
+    assert write is False and "no DC" in why
+    st.__salt__["crm.writer_status"] = lambda w: {"writer": True, "reason": "ctl1 is the DC"}
+    assert st._writer("")[0] is True

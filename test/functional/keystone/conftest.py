@@ -2,6 +2,7 @@
 behind a counting proxy, and a Salt loader whose pillar points glance_ha at that Keystone."""
 
 import copy
+import logging
 import os
 
 import pytest
@@ -66,6 +67,13 @@ def kc_loaders(kc_minion_root, formula_root):
 
 
 @pytest.fixture(autouse=True)
+def quiet_logs(caplog):
+    """Salt's loader logs thousands of DEBUG lines per state run; capturing them doubles the run time.
+    Tests about secrets in logs set DEBUG themselves."""
+    caplog.set_level(logging.INFO)
+
+
+@pytest.fixture(autouse=True)
 def reset_loaders_state(kc_loaders):
     """Replaces test/functional/conftest.py's fixture of the same name for this directory."""
     try:
@@ -92,7 +100,7 @@ class Catalog:
 
     def _ok(self, result, ok=(200, 201, 204)):
         status, _headers, payload = result
-        assert status in ok, f"keystone: HTTP {status}"
+        assert status in ok, f"keystone: HTTP {status}: {(payload or {}).get('error', {}).get('message')}"
         return payload
 
     def services(self, service_type=None):
@@ -104,15 +112,22 @@ class Catalog:
         return sorted(self._ok(self.ks.request("GET", path))["endpoints"], key=lambda e: e["id"])
 
     def snapshot(self):
-        strip = lambda r: {k: v for k, v in r.items() if k != "links"}  # noqa: E731
+        def strip(ref):
+            return {k: v for k, v in ref.items() if k != "links"}
         return ([strip(s) for s in sorted(self.services(), key=lambda s: s["id"])],
                 [strip(e) for e in self.endpoints()])
+
+    def ensure_region(self, region):
+        status, _headers, _payload = self.ks.request("GET", f"/v3/regions/{region}")
+        if status == 404:
+            self._ok(self.ks.request("POST", "/v3/regions", {"region": {"id": region}}))
 
     def create_service(self, name, service_type):
         body = {"service": {"name": name, "type": service_type, "enabled": True}}
         return self._ok(self.ks.request("POST", "/v3/services", body))["service"]
 
     def create_endpoint(self, service_id, interface, url, region="RegionOne"):
+        self.ensure_region(region)
         body = {"endpoint": {"service_id": service_id, "interface": interface, "url": url,
                              "region_id": region, "enabled": True}}
         return self._ok(self.ks.request("POST", "/v3/endpoints", body))["endpoint"]

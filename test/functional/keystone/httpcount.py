@@ -10,6 +10,7 @@ HTTP requests a run makes (tokens, reads, writes) without touching the client un
 
 import http.client
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -33,6 +34,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else None
         host, port = self.server.upstream
         up = http.client.HTTPConnection(host, port, timeout=120)
+        start = time.monotonic()
         try:
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
             up.request(self.command, self.path, body=body, headers=headers)
@@ -40,7 +42,7 @@ class _Handler(BaseHTTPRequestHandler):
             data = resp.read()
         finally:
             up.close()
-        self.server.record(self.command, self.path, resp.status)
+        self.server.record(self.command, self.path, resp.status, time.monotonic() - start)
         self.send_response(resp.status)
         for key, value in resp.getheaders():
             if key.lower() not in HOP | {"date", "server"}:
@@ -64,11 +66,13 @@ class _Server(ThreadingHTTPServer):
         parsed = urllib.parse.urlsplit(upstream)
         self.upstream = (parsed.hostname, parsed.port or 80)
         self.requests = []
+        self.seconds = []
         self.lock = threading.Lock()
 
-    def record(self, method, path, status):
+    def record(self, method, path, status, seconds):
         with self.lock:
             self.requests.append((method, path, status))
+            self.seconds.append(seconds)
 
 
 class CountingProxy:
@@ -100,6 +104,13 @@ class CountingProxy:
     def reset(self):
         with self.server.lock:
             self.server.requests.clear()
+            self.server.seconds.clear()
+
+    @property
+    def upstream_seconds(self):
+        """Sum of the time Keystone took to answer the recorded requests."""
+        with self.server.lock:
+            return sum(self.server.seconds)
 
     def counts(self):
         out = {"token": 0, "read": 0, "write": 0}
