@@ -1,0 +1,80 @@
+"""Fixtures of the crm functional tests.
+
+Real Pacemaker tools (cibadmin, crm_verify, crm_diff, crm_resource, and crmsh for hand edits) on CIB
+files through ``CIB_file``; the Salt loader of test/functional/conftest.py (``modules``, ``states``)
+with the formula's _modules/_states. The glance-api OCF agent is installed into the sandbox's
+copy-on-write /usr/lib/ocf, because parameters are validated against the installed agent.
+"""
+
+import os
+import pathlib
+import shutil
+
+import pytest
+import salt.config
+import yaml
+from crm_helpers import Cib, run
+
+HERE = pathlib.Path(__file__).resolve().parent
+OCF_DIR = pathlib.Path("/usr/lib/ocf/resource.d/openstack")
+TOOLS = ("cibadmin", "crm_verify", "crm_diff", "crm_resource", "crmadmin", "crm_node", "crm")
+SEED = ('<cluster_property_set id="cib-bootstrap-options">'
+        '<nvpair id="cib-bootstrap-options-stonith-enabled" name="stonith-enabled" value="false"/>'
+        '<nvpair id="cib-bootstrap-options-no-quorum-policy" name="no-quorum-policy" value="ignore"/>'
+        '</cluster_property_set>')
+
+
+@pytest.fixture(scope="session")
+def minion_opts(minion_root, formula_root):
+    """test/functional/conftest.py's minion, with a state tree that holds only the formula: with the
+    checkout as file_roots, Salt's fileserver walks the .venv (thousands of files) on every run."""
+    tree = minion_root / "crm-state-tree"
+    tree.mkdir(exist_ok=True)
+    if not (tree / "glance_ha").exists():
+        (tree / "glance_ha").symlink_to(formula_root / "glance_ha")
+    conf = {"id": "functional-minion", "root_dir": str(minion_root), "file_client": "local",
+            "file_roots": {"base": [str(tree)]},
+            "pillar_roots": {"base": [str(minion_root / "pillar")]},
+            "module_dirs": [str(formula_root / "_modules")],
+            "states_dirs": [str(formula_root / "_states")],
+            "log_file": str(minion_root / "minion.log"), "log_level_logfile": "debug"}
+    (minion_root / "crm-minion").write_text(yaml.safe_dump(conf))
+    return salt.config.minion_config(str(minion_root / "crm-minion"))
+
+
+@pytest.fixture(scope="session")
+def pacemaker_tools():
+    missing = [t for t in TOOLS if not shutil.which(t)]
+    if missing:
+        pytest.skip(f"Pacemaker tools missing: {', '.join(missing)}")
+
+
+@pytest.fixture(scope="session")
+def glance_agent(formula_root, pacemaker_tools):
+    """ocf:openstack:glance-api installed in the sandbox: the project's agent, else the stand-in."""
+    if os.environ.get("GLANCE_HA_SANDBOX") != "1":
+        pytest.skip("run inside scripts/sandbox: the agent goes into a copy-on-write /usr/lib/ocf")
+    OCF_DIR.mkdir(parents=True, exist_ok=True)
+    dest = OCF_DIR / "glance-api"
+    real = formula_root / "glance_ha" / "files" / "glance-api"
+    if real.exists():
+        shutil.copyfile(real, dest)
+        dest.chmod(0o755)
+        meta = run("crm_resource", "--show-metadata", "ocf:openstack:glance-api", check=False)
+        if meta.returncode == 0 and 'name="config"' in meta.stdout and 'name="credentials_file"' in meta.stdout:
+            return "real"
+    shutil.copyfile(HERE / "standin-glance-api", dest)
+    dest.chmod(0o755)
+    return "standin"
+
+
+@pytest.fixture
+def cib(tmp_path, monkeypatch, glance_agent):
+    """A fresh CIB file (stonith-enabled=false, no-quorum-policy=ignore, as the lab seeds it)."""
+    path = tmp_path / "cib.xml"
+    path.write_text(run("cibadmin", "--empty").stdout)
+    path.chmod(0o600)
+    monkeypatch.setenv("CIB_file", str(path))
+    run("cibadmin", "--create", "--scope", "crm_config", "--xml-text", SEED)
+    return Cib(path)
+

@@ -1,0 +1,138 @@
+"""glance_ha.cluster rendered from pillar and applied through the Salt loader against a CIB file."""
+
+import copy
+
+import pytest
+
+pytestmark = pytest.mark.usefixtures("glance_agent")
+
+CRM_IDS = ("glance_ha-cluster-vip-internal", "glance_ha-cluster-vip-public", "glance_ha-cluster-resource",
+           "glance_ha-cluster-colocation-internal", "glance_ha-cluster-order-internal",
+           "glance_ha-cluster-colocation-public", "glance_ha-cluster-order-public",
+           "glance_ha-cluster-stickiness", "glance_ha-cluster-commit")
+OBJECTS = ("p_ip_glance-api", "p_ip_glance-api-public", "p_glance-api",
+           "col_p_glance-api_with_p_ip_glance-api", "ord_p_ip_glance-api_before_p_glance-api",
+           "col_p_ip_glance-api-public_with_p_ip_glance-api", "ord_p_ip_glance-api-public_before_p_glance-api")
+
+
+@pytest.fixture
+def pillar(example_pillar):
+    data = copy.deepcopy(example_pillar)
+    data["glance_ha"]["vip"].update({"internal": "198.51.100.10", "public": "198.51.100.11/25", "nic": "eth0"})
+    # No package installs or service stops in these tests: they are about the Pacemaker objects.
+    data["glance_ha"]["lookup"] = {"pkgs": [], "service": ""}
+    return data
+
+
+def apply(modules, pillar, test=False):
+    ret = modules.state.sls("glance_ha.cluster", pillar=pillar, test=test)
+    results = {r.id: r for r in ret}
+    assert not [r for r in results.values() if r.result is False], {
+        s: r.comment for s, r in results.items() if r.result is False}
+    return results
+
+
+def crm_changes(results):
+    return {s: r.changes for s, r in results.items() if s.startswith("glance_ha-cluster-") and r.changes}
+
+
+def test_cluster_sls_alone_in_test_mode_shows_everything_and_writes_nothing(modules, cib, pillar):
+    before = cib.xml()
+    results = apply(modules, pillar, test=True)
+    for state_id in CRM_IDS:
+        assert results[state_id].result is None, (state_id, results[state_id].comment)
+    assert results["glance_ha-cluster-resource"].changes["new"]["params"] == {
+        "config": "/etc/glance/glance-api.conf", "credentials_file": "/etc/glance/ocf-credentials",
+        "monitor_level": "http"}
+    assert "Would write 8 object(s)" in results["glance_ha-cluster-commit"].comment
+    assert cib.xml() == before
+
+
+def test_cluster_sls_creates_a_valid_configuration_and_a_rerun_changes_nothing(modules, cib, pillar):
+    epoch = cib.epoch
+    results = apply(modules, pillar)
+    assert results["glance_ha-cluster-commit"].changes["written"]
+    assert cib.epoch == epoch + 1
+    assert cib.verify().returncode == 0, cib.verify().stderr
+    for obj in OBJECTS:
+        assert cib.find(obj) is not None, obj
+    params = {p.get("name"): p.get("value") for p in cib.find("p_ip_glance-api-public").iter("nvpair")}
+    assert params == {"ip": "198.51.100.11", "cidr_netmask": "25", "nic": "eth0"}
+    api = cib.find("p_glance-api")
+    assert (api.get("class"), api.get("provider"), api.get("type")) == ("ocf", "openstack", "glance-api")
+    monitor = next(op for op in api.iter("op") if op.get("name") == "monitor")
+    assert (monitor.get("interval"), monitor.get("timeout")) == ("30s", "30s")
+    meta = {p.get("name"): p.get("value") for p in api.find("meta_attributes").iter("nvpair")}
+    assert meta == {"migration-threshold": "3", "failure-timeout": "120s"}
+    col = cib.find("col_p_glance-api_with_p_ip_glance-api")
+    assert (col.get("rsc"), col.get("with-rsc"), col.get("score")) == ("p_glance-api", "p_ip_glance-api", "INFINITY")
+    order = cib.find("ord_p_ip_glance-api_before_p_glance-api")
+    assert (order.get("first"), order.get("then"), order.get("kind")) == ("p_ip_glance-api", "p_glance-api",
+                                                                          "Mandatory")
+    assert cib.find("rsc-options-resource-stickiness").get("value") == "100"
+
+    written = cib.xml()
+    again = apply(modules, pillar)
+    assert crm_changes(again) == {}
+    assert "Nothing to write" in again["glance_ha-cluster-commit"].comment
+    assert cib.xml() == written
+
+
+def test_cluster_sls_follows_pillar_changes_in_one_write(modules, cib, pillar):
+    apply(modules, pillar)
+    op_ids = [op.get("id") for op in cib.find("p_glance-api").iter("op")]
+    epoch = cib.epoch
+    changed = copy.deepcopy(pillar)
+    cl = changed["glance_ha"]["cluster"]
+    cl["monitor"] = {"interval": "20s", "timeout": "40s"}
+    cl["meta"] = {"migration-threshold": 5, "failure-timeout": "120s"}
+    cl["monitor_level"] = "process"
+    changed["glance_ha"]["vip"]["public"] = ""
+    results = apply(modules, changed)
+    assert results["glance_ha-cluster-resource"].changes == {
+        "meta": {"migration-threshold": {"old": "3", "new": "5"}},
+        "params": {"monitor_level": {"old": "http", "new": "process"}},
+        "ops": {"monitor-20s": {"interval": {"old": "30s", "new": "20s"}, "timeout": {"old": "30s", "new": "40s"},
+                                "op": {"old": "monitor-30s", "new": "monitor-20s"}}}}
+    for obj in ("p_ip_glance-api-public", "col_p_ip_glance-api-public_with_p_ip_glance-api",
+                "ord_p_ip_glance-api-public_before_p_glance-api"):
+        assert cib.find(obj) is None, obj
+    assert cib.epoch == epoch + 1
+    assert [op.get("id") for op in cib.find("p_glance-api").iter("op")] == op_ids
+    assert cib.verify().returncode == 0
+    assert crm_changes(apply(modules, changed)) == {}
+
+
+def test_config_change_triggers_the_restart_state(modules, cib, pillar):
+    apply(modules, pillar)
+    changed = copy.deepcopy(pillar)
+    changed["glance_ha"]["api"]["workers"] = 7
+    results = apply(modules, changed)
+    assert results["glance_ha-config-file"].changes
+    restart = results["glance_ha-cluster-restart"]
+    # It ran (onchanges fired); with CIB_file there is no cluster, so nothing runs anywhere.
+    assert "not run" not in restart.comment and "No cluster" in restart.comment
+
+
+def test_agent_secrets_are_masked(modules, cib, pillar):
+    data = copy.deepcopy(pillar)
+    data["glance_ha"]["lookup"]["agent_params"] = {"os_password": "agent-pw-4242", "os_username": "svc-name-77"}
+    data["glance_ha"]["cluster"]["secret_params"] = ["os_username"]
+    for test in (True, False):
+        results = apply(modules, data, test=test)
+        text = repr({s: (r.changes, r.comment) for s, r in results.items() if s.startswith("glance_ha-cluster")})
+        assert "agent-pw-4242" not in text and "svc-name-77" not in text
+        assert "******" in text
+    assert cib.find("p_glance-api-instance_attributes-os_password").get("value") == "agent-pw-4242"
+
+
+def test_cluster_manage_false_renders_no_pacemaker_state(modules, pillar):
+    data = copy.deepcopy(pillar)
+    data["glance_ha"]["cluster"]["manage"] = False
+    def crm_states(pillar_data):
+        shown = modules.state.show_sls("glance_ha.cluster", pillar=pillar_data)
+        assert isinstance(shown, dict), shown
+        return [k for k, v in shown.items() if isinstance(v, dict) and "crm" in v]
+
+    assert "glance_ha-cluster-commit" in crm_states(pillar)
+    assert crm_states(data) == []

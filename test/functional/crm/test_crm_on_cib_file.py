@@ -1,0 +1,406 @@
+"""The crm states on real CIB files (CIB_file), through the Salt loader: whole state runs
+(``state.high``), real cibadmin / crm_verify / crm_diff / crm_resource, crmsh for hand edits."""
+
+import logging
+import xml.etree.ElementTree as ET
+
+import pytest
+from crm_helpers import apply_sls, run
+
+pytestmark = pytest.mark.usefixtures("glance_agent")
+
+SECRET = "Zq9-hunter2-S3cr3t"
+SECRET2 = "svc-user-7711"
+
+BASE = """
+p_vip:
+  crm.primitive_present:
+    - agent: ocf:heartbeat:IPaddr2
+    - params: {ip: 198.51.100.10, cidr_netmask: 24}
+    - ops:
+      - {name: monitor, interval: 10s, timeout: 20s}
+      - {name: start, timeout: 20s}
+      - {name: stop, timeout: 20s}
+p_api:
+  crm.primitive_present:
+    - agent: ocf:openstack:glance-api
+    - params: {config: /etc/glance/glance-api.conf, monitor_level: http}
+    - meta: {migration-threshold: 3, failure-timeout: 120s}
+    - ops: {monitor: {interval: 30s, timeout: 30s}, start: {timeout: 60s}, stop: {timeout: 60s}}
+    - require: [{crm: p_vip}]
+col_api_with_vip:
+  crm.colocation_present:
+    - rsc: p_api
+    - with_rsc: p_vip
+    - require: [{crm: p_api}]
+ord_vip_before_api:
+  crm.order_present:
+    - first: p_vip
+    - then: p_api
+    - require: [{crm: col_api_with_vip}]
+stickiness:
+  crm.property_present:
+    - type: rsc_defaults
+    - properties: {resource-stickiness: 100}
+    - require: [{crm: ord_vip_before_api}]
+commit:
+  crm.commit:
+    - require: [{crm: p_vip}, {crm: p_api}, {crm: col_api_with_vip}, {crm: ord_vip_before_api},
+                {crm: stickiness}]
+"""
+OWNED = ("p_vip", "p_api", "col_api_with_vip", "ord_vip_before_api")
+
+
+def canon(elem):
+    return ET.canonicalize(ET.tostring(elem, encoding="unicode"), strip_text=True)
+
+
+def failed(results):
+    return {sid: r.comment for sid, r in results.items() if r.result is False}
+
+
+def test_create_from_empty_cib_valid_and_second_run_changes_nothing(modules, cib):
+    before = cib.versions()
+    first = apply_sls(modules, BASE)
+    assert not failed(first)
+    for obj in OWNED:
+        assert first[obj].changes["old"] is None, obj
+        assert cib.find(obj) is not None, obj
+    assert first["commit"].changes["written"] == [*OWNED, "rsc_defaults:rsc-options"]
+    # ONE write: the epoch moved by exactly one for the whole run.
+    assert cib.versions()[1] == before[1] + 1
+    verify = cib.verify()
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    # crmsh reads what the formula wrote.
+    shown = run("crm", "configure", "show", "p_api").stdout
+    assert "glance-api" in shown and "migration-threshold=3" in shown
+    assert cib.find("rsc-options-resource-stickiness").get("value") == "100"
+
+    after_first = cib.xml()
+    second = apply_sls(modules, BASE)
+    assert not failed(second)
+    assert {sid: r.changes for sid, r in second.items() if r.changes} == {}
+    assert "Nothing to write" in second["commit"].comment
+    assert cib.xml() == after_first  # not even num_updates moved
+
+
+def test_test_mode_shows_the_exact_diff_and_writes_nothing(modules, cib):
+    before = cib.xml()
+    dry = apply_sls(modules, BASE, test=True)
+    assert not failed(dry)
+    assert dry["p_vip"].result is None
+    assert dry["p_vip"].changes == {"old": None, "new": {
+        "type": "primitive", "id": "p_vip", "agent": "ocf:heartbeat:IPaddr2",
+        "params": {"ip": "198.51.100.10", "cidr_netmask": "24"},
+        "ops": {"monitor-10s": {"name": "monitor", "interval": "10s", "timeout": "20s"},
+                "start-0s": {"name": "start", "interval": "0s", "timeout": "20s"},
+                "stop-0s": {"name": "stop", "interval": "0s", "timeout": "20s"}}}}
+    assert dry["commit"].result is None and "Would write 5 object(s)" in dry["commit"].comment
+    assert cib.xml() == before
+
+    apply_sls(modules, BASE)
+    written = cib.xml()
+    changed = BASE.replace("cidr_netmask: 24}", "cidr_netmask: 25}").replace(
+        "{interval: 30s, timeout: 30s}", "{interval: 30s, timeout: 45s}")
+    dry = apply_sls(modules, changed, test=True)
+    assert dry["p_vip"].result is None
+    assert dry["p_vip"].changes == {"params": {"cidr_netmask": {"old": "24", "new": "25"}}}
+    assert dry["p_api"].changes == {"ops": {"monitor-30s": {"timeout": {"old": "30s", "new": "45s"}}}}
+    assert dry["col_api_with_vip"].result is True and dry["col_api_with_vip"].changes == {}
+    assert cib.xml() == written
+
+
+def test_hand_edits_are_corrected_in_place_and_unowned_objects_untouched(modules, cib):
+    cib.crm("primitive p_other ocf:heartbeat:Dummy op monitor interval=17s\n"
+            "location loc_other p_other 50: node9")
+    apply_sls(modules, BASE)
+    unowned = {i: canon(cib.find(i)) for i in ("p_other", "loc_other")}
+    ids_vip, ids_api = cib.ids("p_vip"), cib.ids("p_api")
+
+    # Hand edits with the tools an administrator would use.
+    run("crm_resource", "--resource", "p_vip", "--set-parameter", "ip", "--parameter-value", "198.51.100.99")
+    run("crm_resource", "--resource", "p_vip", "--set-parameter", "iflabel", "--parameter-value", "hand")
+    run("crm_resource", "--resource", "p_api", "--meta", "--set-parameter", "migration-threshold",
+        "--parameter-value", "9")
+    run("cibadmin", "--modify", "--xml-text", '<op id="p_vip-monitor-10s" timeout="99s"/>')
+    run("cibadmin", "--modify", "--xml-text", '<op id="p_api-monitor-30s" interval="1min"/>')
+    run("cibadmin", "--modify", "--xml-text", '<rsc_colocation id="col_api_with_vip" score="500"/>')
+    edited = cib.versions()
+
+    fixed = apply_sls(modules, BASE)
+    assert not failed(fixed)
+    assert fixed["p_vip"].changes == {
+        "params": {"ip": {"old": "198.51.100.99", "new": "198.51.100.10"},
+                   "iflabel": {"old": "hand", "new": None}},
+        "ops": {"monitor-10s": {"timeout": {"old": "99s", "new": "20s"}}}}
+    assert fixed["p_api"].changes == {
+        "meta": {"migration-threshold": {"old": "9", "new": "3"}},
+        "ops": {"monitor-30s": {"interval": {"old": "1min", "new": "30s"},
+                                "op": {"old": "monitor-60s", "new": "monitor-30s"}}}}
+    assert fixed["col_api_with_vip"].changes == {"score": {"old": "500", "new": "INFINITY"}}
+    assert fixed["ord_vip_before_api"].changes == {}
+    assert cib.versions()[1] == edited[1] + 1  # one write
+    # Same ids (the hand-added nvpair is gone, nothing was re-created under a new id).
+    assert cib.ids("p_vip") == [i for i in ids_vip]
+    assert cib.ids("p_api") == ids_api
+    assert cib.find("p_vip-instance_attributes-ip").get("value") == "198.51.100.10"
+    assert {i: canon(cib.find(i)) for i in unowned} == unowned
+    again = apply_sls(modules, BASE)
+    assert {s: r.changes for s, r in again.items() if r.changes} == {}
+
+
+def test_equivalent_values_are_not_changes(modules, cib):
+    apply_sls(modules, BASE)
+    # The same meaning written differently: 30000ms = 30s, inf = INFINITY, target-role set by an admin.
+    run("cibadmin", "--modify", "--xml-text", '<op id="p_api-monitor-30s" timeout="30000ms"/>')
+    run("cibadmin", "--modify", "--xml-text", '<rsc_colocation id="col_api_with_vip" score="+INFINITY"/>')
+    run("crm_resource", "--resource", "p_api", "--meta", "--set-parameter", "target-role",
+        "--parameter-value", "Stopped")
+    before = cib.xml()
+    again = apply_sls(modules, BASE)
+    assert {s: r.changes for s, r in again.items() if r.changes} == {}
+    assert cib.xml() == before
+    assert cib.find("p_api-meta_attributes-target-role").get("value") == "Stopped"
+
+
+BAD_TEMPLATE = """
+p_good:
+  crm.primitive_present:
+    - agent: ocf:heartbeat:Dummy
+    - ops: [{name: monitor, interval: 10s, timeout: 20s}]
+p_bad:
+  crm.primitive_present:
+    - agent: ocf:heartbeat:Dummy
+    - params: {state: /tmp/x}
+    - ops: [{name: monitor, interval: 10s, timeout: 20s}]
+commit:
+  crm.commit:
+    - require: [{crm: p_good}, {crm: p_bad}]
+"""
+BAD_INPUTS = {
+    "unknown-agent": ("agent: ocf:heartbeat:Dummy\n    - params",
+                      "agent: ocf:heartbeat:NoSuchAgent\n    - params",
+                      ["p_bad", "ocf:heartbeat:NoSuchAgent", "not installed"]),
+    "unknown-param": ("{state: /tmp/x}", "{state: /tmp/x, bogus_param: 1}", ["p_bad", "'bogus_param'", "not known"]),
+    "bad-interval": ("{state: /tmp/x}\n    - ops: [{name: monitor, interval: 10s",
+                     "{state: /tmp/x}\n    - ops: [{name: monitor, interval: 10x",
+                     ["p_bad", "op monitor", "interval '10x'"]),
+    "bad-op-attr": ("{state: /tmp/x}\n    - ops: [{name: monitor, interval: 10s, timeout",
+                    "{state: /tmp/x}\n    - ops: [{name: monitor, interval: 10s, timout",
+                    ["p_bad", "op monitor", "'timout'"]),
+    "unknown-op": ("{state: /tmp/x}\n    - ops: [{name: monitor",
+                   "{state: /tmp/x}\n    - ops: [{name: monitr", ["p_bad", "'monitr'", "not an action"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_a_clear_error_and_nothing_is_written(modules, cib, case):
+    old, new, words = BAD_INPUTS[case]
+    assert BAD_TEMPLATE.count(old) == 1
+    bad = BAD_TEMPLATE.replace(old, new)
+    before = cib.xml()
+    for test in (True, False):
+        results = apply_sls(modules, bad, test=test)
+        assert results["p_good"].result is not False
+        assert results["p_bad"].result is False
+        for word in words:
+            assert word in results["p_bad"].comment, results["p_bad"].comment
+        assert results["commit"].result is False
+        assert cib.xml() == before  # epoch unchanged, p_good not written either
+
+
+def test_missing_required_param_is_an_error(modules, cib):
+    sls = """
+p_vip:
+  crm.primitive_present:
+    - agent: ocf:heartbeat:IPaddr2
+    - params: {cidr_netmask: 24}
+    - ops: [{name: monitor, interval: 10s}]
+"""
+    before = cib.xml()
+    results = apply_sls(modules, sls)
+    assert results["p_vip"].result is False
+    assert "p_vip" in results["p_vip"].comment and "required parameter(s) 'ip'" in results["p_vip"].comment
+    assert cib.xml() == before
+
+
+def test_secrets_never_appear_in_returns_logs_or_errors(modules, cib, caplog, minion_opts):
+    caplog.set_level(logging.DEBUG)
+    sls = f"""
+p_api:
+  crm.primitive_present:
+    - agent: ocf:openstack:glance-api
+    - params: {{config: /etc/glance/glance-api.conf, os_password: {SECRET}, os_username: {SECRET2}}}
+    - secret_params: [os_username]
+    - ops: [{{name: monitor, interval: 30s, timeout: 30s}}]
+commit:
+  crm.commit:
+    - require: [{{crm: p_api}}]
+"""
+    outputs = []
+    for test in (True, False):
+        outputs.append(apply_sls(modules, sls, test=test))
+    # The secret is really in the CIB (so the checks below could fail) ...
+    assert cib.find("p_api-instance_attributes-os_password").get("value") == SECRET
+    assert outputs[0]["p_api"].changes["new"]["params"]["os_password"] == "******"
+    assert outputs[0]["p_api"].changes["new"]["params"]["os_username"] == "******"
+    # ... a hand edit of it is reported and corrected, masked ...
+    run("crm_resource", "--resource", "p_api", "--set-parameter", "os_password", "--parameter-value", "typo-pw")
+    drift = apply_sls(modules, sls)
+    assert drift["p_api"].changes == {"params": {"os_password": {"old": "******", "new": "******"}}}
+    outputs.append(drift)
+    # ... and errors about the object (unknown param, bad agent) do not echo it.
+    for broken in (sls.replace("secret_params", "meta: {x: y}\n    - secret_params").replace(
+                       "os_username:", "bogus: 1, os_username:"),
+                   sls.replace("ocf:openstack:glance-api", "ocf:openstack:no-such-agent")):
+        res = apply_sls(modules, broken)
+        assert res["p_api"].result is False
+        outputs.append(res)
+    text = repr([{s: (r.result, r.changes, r.comment) for s, r in o.items()} for o in outputs])
+    assert "typo-pw" not in text
+    for secret in (SECRET, SECRET2):
+        assert secret not in text
+        assert secret not in caplog.text
+        log_file = minion_opts.get("log_file")
+        if log_file:
+            try:
+                with open(log_file, encoding="utf-8", errors="replace") as handle:
+                    assert secret not in handle.read()
+            except FileNotFoundError:
+                pass
+    assert "p_api" in caplog.text  # the log was captured at all
+
+
+def test_concurrent_change_between_read_and_write_is_detected_not_overwritten(modules, cib):
+    sls = BASE.replace("""commit:
+  crm.commit:
+    - require: [""", """intruder:
+  cmd.run:
+    - name: cibadmin --create --scope resources --xml-text '<primitive id="p_intruder" class="ocf" provider="heartbeat" type="Dummy"/>'
+    - require: [{crm: stickiness}]
+commit:
+  crm.commit:
+    - require: [{cmd: intruder}, """)
+    before = cib.versions()
+    results = apply_sls(modules, sls)
+    assert results["intruder"].result is True
+    assert results["commit"].result is False
+    assert "changed since this run read it" in results["commit"].comment
+    assert cib.find("p_intruder") is not None  # the other writer's change survives
+    for obj in OWNED:
+        assert cib.find(obj) is None, obj  # and nothing of this run was written
+    assert cib.versions()[1] == before[1] + 1  # only the intruder's write
+    # The next run reconciles against the new configuration and leaves p_intruder alone.
+    again = apply_sls(modules, BASE)
+    assert not failed(again) and cib.find("p_api") is not None and cib.find("p_intruder") is not None
+
+
+def test_status_only_update_between_read_and_write_is_rebased(modules, cib):
+    # A status update (num_updates) is not a configuration change: the write is rebuilt and goes through.
+    sls = BASE.replace("""commit:
+  crm.commit:
+    - require: [""", """status:
+  cmd.run:
+    - name: cibadmin --create --scope status --xml-text '<node_state id="1" uname="node1"/>'
+    - require: [{crm: stickiness}]
+commit:
+  crm.commit:
+    - require: [{cmd: status}, """)
+    results = apply_sls(modules, sls)
+    assert results["commit"].result is True, results["commit"].comment
+    assert cib.find("p_api") is not None
+    assert cib.root().find("status/node_state").get("uname") == "node1"
+
+
+def test_only_the_writer_writes(modules, cib):
+    other = BASE.replace("    - require: [{crm: p_vip}]", "    - require: [{crm: p_vip}]\n    - writer: ctl9"
+                         ).replace("    - agent: ocf:heartbeat:IPaddr2", "    - agent: ocf:heartbeat:IPaddr2\n"
+                                   "    - writer: ctl9").replace("  crm.commit:\n", "  crm.commit:\n    - writer: ctl9\n")
+    before = cib.xml()
+    results = apply_sls(modules, other)
+    assert results["p_vip"].result is True and results["p_vip"].changes == {}
+    assert "Not the writer" in results["p_vip"].comment and "198.51.100.10" in results["p_vip"].comment
+    assert results["commit"].result is True and "Not the writer" in results["commit"].comment
+    assert cib.xml() == before
+    mine = other.replace("ctl9", modules.grains.get("id"))
+    results = apply_sls(modules, mine)
+    assert results["commit"].result is True and results["commit"].changes["written"]
+
+
+def test_group_membership_and_absent(modules, cib):
+    apply_sls(modules, BASE)
+    group = BASE.replace("""commit:
+  crm.commit:
+    - require: [""", """g_api:
+  crm.group_present:
+    - members: [p_vip, p_api]
+    - require: [{crm: stickiness}]
+commit:
+  crm.commit:
+    - require: [{crm: g_api}, """)
+    ids = cib.ids("p_api")
+    res = apply_sls(modules, group)
+    assert res["g_api"].changes["new"]["members"] == ["p_vip", "p_api"]
+    assert [c.get("id") for c in cib.find("g_api")] == ["p_vip", "p_api"]
+    assert cib.ids("p_api") == ids  # moved into the group, same definition and ids
+    assert cib.verify().returncode == 0
+    reordered = group.replace("members: [p_vip, p_api]", "members: [p_api, p_vip]")
+    res = apply_sls(modules, reordered)
+    assert res["g_api"].changes == {"members": {"old": ["p_vip", "p_api"], "new": ["p_api", "p_vip"]}}
+    assert apply_sls(modules, reordered)["commit"].changes == {}
+
+    # Removing a resource that a constraint still names is refused, nothing written ...
+    before = cib.xml()
+    absent = "p_old:\n  crm.absent:\n    - name: p_api\n"
+    res = apply_sls(modules, absent)
+    assert res["p_old"].result is False
+    assert "col_api_with_vip" in res["p_old"].comment and "p_api" in res["p_old"].comment
+    assert cib.xml() == before
+    # ... unless the constraints go in the same transaction.
+    absent_all = """
+c1: {crm.absent: [{name: col_api_with_vip}]}
+c2: {crm.absent: [{name: ord_vip_before_api}]}
+g: {crm.absent: [{name: g_api}]}
+commit:
+  crm.commit:
+    - require: [{crm: c1}, {crm: c2}, {crm: g}]
+"""
+    res = apply_sls(modules, absent_all)
+    assert res["commit"].result is True, res["commit"].comment
+    assert res["g"].changes["old"]["members"] == ["p_api", "p_vip"]
+    for obj in ("g_api", "p_api", "p_vip", "col_api_with_vip", "ord_vip_before_api"):
+        assert cib.find(obj) is None, obj
+    assert apply_sls(modules, absent_all)["commit"].changes == {}
+
+
+def test_properties_updated_where_they_are(modules, cib):
+    sls = """
+cluster:
+  crm.property_present:
+    - properties: {no-quorum-policy: stop, cluster-recheck-interval: 5min}
+op-defaults:
+  crm.property_present:
+    - type: op_defaults
+    - properties: {timeout: 45s}
+"""
+    res = apply_sls(modules, sls)
+    assert res["cluster"].changes == {"cluster": {"no-quorum-policy": {"old": "ignore", "new": "stop"},
+                                                  "cluster-recheck-interval": {"old": None, "new": "5min"}}}
+    # Updated in place (same nvpair id); undeclared properties (stonith-enabled) untouched.
+    assert cib.find("cib-bootstrap-options-no-quorum-policy").get("value") == "stop"
+    assert cib.find("cib-bootstrap-options-stonith-enabled").get("value") == "false"
+    assert cib.find("op-options-timeout").get("value") == "45s"
+    assert cib.verify().returncode == 0
+    res = apply_sls(modules, sls.replace("5min", "300s"))  # same duration, other spelling
+    assert {s: r.changes for s, r in res.items() if r.changes} == {}
+
+
+def test_single_state_without_commit_writes_itself(states, cib):
+    before = cib.versions()
+    ret = states.crm.primitive_present(name="p_one", agent="ocf:heartbeat:Dummy",
+                                       ops=[{"name": "monitor", "interval": "20s"}])
+    assert ret.result is True and ret.changes["old"] is None
+    assert cib.find("p_one") is not None and cib.versions()[1] == before[1] + 1
+    ret = states.crm.primitive_present(name="p_one", agent="ocf:heartbeat:Dummy",
+                                       ops=[{"name": "monitor", "interval": "20s"}])
+    assert ret.result is True and ret.changes == {}
