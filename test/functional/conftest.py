@@ -1,5 +1,7 @@
 """Salt loader (no daemons) with the formula's modules loaded straight from the checkout."""
 
+import logging
+
 import pytest
 import salt.config
 import yaml
@@ -15,17 +17,29 @@ def minion_root(tmp_path_factory, example_pillar):
     return root
 
 
-@pytest.fixture(scope="session")
-def minion_opts(minion_root, formula_root, state_tree):
-    conf = {"id": "functional-minion", "root_dir": str(minion_root), "file_client": "local",
+def minion_config(root, minion_id, state_tree, formula_root):
+    """A masterless minion rooted at ``root`` (pillar in root/pillar, log in root/minion.log)."""
+    conf = {"id": minion_id, "root_dir": str(root), "file_client": "local",
             "file_roots": {"base": [str(state_tree)]},
-            "pillar_roots": {"base": [str(minion_root / "pillar")]},
+            "pillar_roots": {"base": [str(root / "pillar")]},
             # reset_state() rmtree's the cachedir (extmods), so load from the checkout:
             "module_dirs": [str(formula_root / "_modules")],
             "states_dirs": [str(formula_root / "_states")],
-            "log_file": str(minion_root / "minion.log"), "log_level_logfile": "debug"}
-    (minion_root / "minion").write_text(yaml.safe_dump(conf))
-    return salt.config.minion_config(str(minion_root / "minion"))
+            "log_file": str(root / "minion.log"), "log_level_logfile": "debug"}
+    (root / "minion").write_text(yaml.safe_dump(conf))
+    return salt.config.minion_config(str(root / "minion"))
+
+
+@pytest.fixture(scope="session")
+def minion_opts(minion_root, formula_root, state_tree):
+    return minion_config(minion_root, "functional-minion", state_tree, formula_root)
+
+
+@pytest.fixture(autouse=True)
+def quiet_logs(caplog):
+    """Salt's loader logs thousands of DEBUG lines per state run; capturing them doubles the run time.
+    (The minion log file still gets DEBUG: the tests about secrets in logs read it.)"""
+    caplog.set_level(logging.INFO)
 
 
 @pytest.fixture(scope="session")

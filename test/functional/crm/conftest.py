@@ -11,8 +11,6 @@ import pathlib
 import shutil
 
 import pytest
-import salt.config
-import yaml
 from crm_helpers import Cib, run
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -22,24 +20,6 @@ SEED = ('<cluster_property_set id="cib-bootstrap-options">'
         '<nvpair id="cib-bootstrap-options-stonith-enabled" name="stonith-enabled" value="false"/>'
         '<nvpair id="cib-bootstrap-options-no-quorum-policy" name="no-quorum-policy" value="ignore"/>'
         '</cluster_property_set>')
-
-
-@pytest.fixture(scope="session")
-def minion_opts(minion_root, formula_root):
-    """test/functional/conftest.py's minion, with a state tree that holds only the formula: with the
-    checkout as file_roots, Salt's fileserver walks the .venv (thousands of files) on every run."""
-    tree = minion_root / "crm-state-tree"
-    tree.mkdir(exist_ok=True)
-    if not (tree / "glance_ha").exists():
-        (tree / "glance_ha").symlink_to(formula_root / "glance_ha")
-    conf = {"id": "functional-minion", "root_dir": str(minion_root), "file_client": "local",
-            "file_roots": {"base": [str(tree)]},
-            "pillar_roots": {"base": [str(minion_root / "pillar")]},
-            "module_dirs": [str(formula_root / "_modules")],
-            "states_dirs": [str(formula_root / "_states")],
-            "log_file": str(minion_root / "minion.log"), "log_level_logfile": "debug"}
-    (minion_root / "crm-minion").write_text(yaml.safe_dump(conf))
-    return salt.config.minion_config(str(minion_root / "crm-minion"))
 
 
 @pytest.fixture(scope="session")

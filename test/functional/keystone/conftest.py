@@ -2,15 +2,14 @@
 behind a counting proxy, and a Salt loader whose pillar points glance_ha at that Keystone."""
 
 import copy
-import logging
 import os
 
 import pytest
-import salt.config
 import yaml
 from saltfactories.utils.functional import Loaders
 
 from test.conftest import deep_merge
+from test.functional.conftest import minion_config
 from test.functional.keystone.httpcount import CountingProxy
 
 PUBLIC = "http://203.0.113.11:9292"
@@ -55,22 +54,8 @@ def kc_minion_root(tmp_path_factory, kc_pillar):
 
 
 @pytest.fixture(scope="session")
-def kc_loaders(kc_minion_root, formula_root):
-    conf = {"id": "kc-minion", "root_dir": str(kc_minion_root), "file_client": "local",
-            "file_roots": {"base": [str(formula_root)]},
-            "pillar_roots": {"base": [str(kc_minion_root / "pillar")]},
-            "module_dirs": [str(formula_root / "_modules")],
-            "states_dirs": [str(formula_root / "_states")],
-            "log_file": str(kc_minion_root / "minion.log"), "log_level_logfile": "debug"}
-    (kc_minion_root / "minion").write_text(yaml.safe_dump(conf))
-    return Loaders(salt.config.minion_config(str(kc_minion_root / "minion")))
-
-
-@pytest.fixture(autouse=True)
-def quiet_logs(caplog):
-    """Salt's loader logs thousands of DEBUG lines per state run; capturing them doubles the run time.
-    Tests about secrets in logs set DEBUG themselves."""
-    caplog.set_level(logging.INFO)
+def kc_loaders(kc_minion_root, formula_root, state_tree):
+    return Loaders(minion_config(kc_minion_root, "kc-minion", state_tree, formula_root))
 
 
 @pytest.fixture(autouse=True)
