@@ -28,7 +28,15 @@ log = logging.getLogger(__name__)
 __virtualname__ = "glance_ha"
 
 MASK = "********"
+# Lines whose value is secret whatever it is (old values of rotated passwords, hand edits, options
+# given through glance_ha:config): "option = value" / "OPTION=value" with a secret-looking name, and
+# the user:password part of URLs.
+SECRET_OPTION_RE = re.compile(
+    r"^(?P<head>[-+ ]?\s*(?P<name>[A-Za-z0-9_.-]*(?:password|passwd|secret|token|_key)[A-Za-z0-9_.-]*)"
+    r"\s*[=:]\s*)(?P<value>\S.*)$", re.IGNORECASE)
+URL_USERINFO_RE = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*(?=@)", re.IGNORECASE)
 INTERVAL_RE = re.compile(r"^(\d+)(ms|msec|us|usec|s|sec|m|min|h|hr)?$")
+ISO_INTERVAL_RE = re.compile(r"^PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?$")
 PCMK_ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 NIC_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
 HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
@@ -88,7 +96,11 @@ def _key(path):
 
 
 def _parse_interval_ms(value):
-    """Pacemaker interval ('30s', '1min', 500ms', '10') -> milliseconds, or None if malformed."""
+    """Pacemaker interval ('30s', '1min', 500ms', '10', ISO 8601 'PT30S') -> milliseconds, or None."""
+    iso = ISO_INTERVAL_RE.match(str(value).strip().upper())
+    if iso and any(iso.groups()):
+        hours, minutes, seconds = (int(g or 0) for g in iso.groups())
+        return ((hours * 60 + minutes) * 60 + seconds) * 1000
     match = INTERVAL_RE.match(str(value).strip())
     if not match:
         return None
@@ -118,7 +130,8 @@ def _is_host(value):
         ipaddress.ip_address(str(value))
         return True
     except ValueError:
-        return bool(HOSTNAME_RE.match(str(value)))
+        # '10.0.0.300' is a malformed IP address, not a host name
+        return bool(HOSTNAME_RE.match(str(value))) and not re.match(r"^[0-9.]+$", str(value))
 
 
 def _is_int(value, low, high=None):
@@ -164,6 +177,7 @@ def validate(pillar, merged, schema):
     if errors:
         # Values of misspelt keys would only produce confusing follow-up errors.
         return errors
+    _control_chars(pillar, (), errors)
     cfg = merged
     _validate_vip(cfg.get("vip", {}), errors)
     _validate_api(cfg.get("api", {}), errors)
@@ -184,6 +198,18 @@ def validate(pillar, merged, schema):
     return errors
 
 
+def _control_chars(node, path, errors):
+    """Newlines and other control characters would end an INI line early (and inject options)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _control_chars(value, path + (key,), errors)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _control_chars(value, path + (i,), errors)
+    elif isinstance(node, str) and any(ord(c) < 32 or ord(c) == 127 for c in node):
+        errors.append(f"{_key(path)}: contains a newline or another control character")
+
+
 def _validate_vip(vip, errors):
     mask = vip.get("cidr_netmask")
     parsed = {}
@@ -197,6 +223,10 @@ def _validate_vip(vip, errors):
             parsed[name] = _ip_with_prefix(value)
         except ValueError as exc:
             errors.append(f"glance_ha:vip:{name}: {value!r} is not an IP address ({exc})")
+    for name, (addr, _prefix) in parsed.items():
+        if addr.is_unspecified or addr.is_multicast or addr.is_loopback or addr.is_link_local:
+            errors.append(f"glance_ha:vip:{name}: {addr} cannot be a VIP (unspecified, multicast,"
+                          " loopback or link-local)")
     if not _is_int(mask, 1, 128):
         errors.append(f"glance_ha:vip:cidr_netmask: {mask!r} is not a prefix length (e.g. 24)")
     else:
@@ -259,6 +289,8 @@ def _validate_messaging(msg, errors):
             errors.append(f"glance_ha:messaging:hosts:{i}: {host!r} is not a host name or IP address")
     if not _is_int(msg.get("port"), 1, 65535):
         errors.append(f"glance_ha:messaging:port: {msg.get('port')!r} is not a TCP port (1-65535)")
+    if not isinstance(msg.get("vhost"), str) or not msg.get("vhost"):
+        errors.append(f"glance_ha:messaging:vhost: {msg.get('vhost')!r} is not a vhost name (e.g. /)")
     if not _is_int(msg.get("retry"), -1):
         errors.append(f"glance_ha:messaging:retry: {msg.get('retry')!r} is not a retry count (-1 = forever)")
     if driver in ("messagingv2", "messaging"):
@@ -347,6 +379,37 @@ def _validate_cluster(cl, errors):
         errors.append(f"glance_ha:cluster:agent_source: {source!r} must be a salt:// or https:// URL")
 
 
+def _validate_lookup(lookup, osfamilymap, merged, errors):
+    """glance_ha:lookup overrides OS data: its keys are those of osfamilymap.yaml."""
+    if lookup is None:
+        return
+    if not isinstance(lookup, dict):
+        errors.append("glance_ha:lookup: must be a mapping of OS data (see osfamilymap.yaml)")
+        return
+    known = {key for family in osfamilymap.values() for key in family}
+    for key in lookup:
+        if key not in known:
+            errors.append(f"glance_ha:lookup:{key}: unknown key (known keys here: {', '.join(sorted(known))})")
+    look = merged["lookup"]
+    for key in ("config_dir", "config_file", "credentials_file", "ocf_dir", "state_dir", "lock_dir"):
+        if key in look and not str(look[key]).startswith("/"):
+            errors.append(f"glance_ha:lookup:{key}: {look[key]!r} is not an absolute path")
+    if not isinstance(look.get("pkgs", []), list):
+        errors.append("glance_ha:lookup:pkgs: must be a list of package names")
+    params = look.get("agent_params", {})
+    if not isinstance(params, dict):
+        errors.append("glance_ha:lookup:agent_params: must be a mapping of agent parameters")
+        return
+    secret = set(merged["cluster"].get("secret_params") or [])
+    for name, value in params.items():
+        if "password" in str(name).lower() or name in secret:
+            errors.append(f"glance_ha:lookup:agent_params:{name}: credentials never go into the CIB; the"
+                          " api monitor reads them from lookup:credentials_file (written from"
+                          " keystone:service_user)")
+        elif isinstance(value, (dict, list)) or value is None:
+            errors.append(f"glance_ha:lookup:agent_params:{name}: must be a scalar")
+
+
 def _validate_config_overrides(overrides, errors):
     if not isinstance(overrides, dict):
         errors.append("glance_ha:config: must be a mapping of {section: {option: value}}")
@@ -364,8 +427,8 @@ def _validate_config_overrides(overrides, errors):
                 elif option in LEGACY_OPTIONS:
                     errors.append(f"{key}:{option}: is a legacy option; it became "
                                   f"{LEGACY_OPTIONS[option]}")
-                elif isinstance(value, (dict, list)) and not all(
-                        isinstance(v, (str, int, float)) for v in (value or [])):
+                elif value is None or isinstance(value, dict) or (isinstance(value, list) and not all(
+                        isinstance(v, (str, int, float)) for v in value)):
                     errors.append(f"{key}:{option}: must be a scalar or a list of scalars")
 
 
@@ -377,6 +440,12 @@ def _url_host(host):
 def _oslo(value):
     """Escape a value for oslo.config, which would expand ``$name``."""
     return str(value).replace("$", "$$")
+
+
+def _oslo_secret(value):
+    """A secret for oslo.config: quoted, because oslo.config strips surrounding whitespace and one
+    pair of surrounding quotes from values (a password ' x' or '"x"' would otherwise change)."""
+    return '"' + _oslo(value) + '"'
 
 
 def _quote(value):
@@ -420,7 +489,7 @@ def _glance_api_conf(cfg):
         },
         "database": {
             "connection": _oslo(f"{db['driver']}://{_quote(db['user'])}:{_quote(db['password'])}@"
-                                f"{_url_host(db['host'])}:{db['port']}/{db['name']}"),
+                                f"{_url_host(db['host'])}:{db['port']}/{_quote(db['name'])}"),
         },
         "glance_store": {"default_backend": _store_name(store)},
     }
@@ -430,8 +499,7 @@ def _glance_api_conf(cfg):
     conf["os_glance_tasks_store"] = {"filesystem_store_datadir": f"{state_dir}/tasks/"}
     conf["oslo_concurrency"] = {"lock_path": look.get("lock_dir", f"{state_dir}/lock")}
     if msg["driver"] in ("messagingv2", "messaging") and msg["hosts"]:
-        vhost = msg.get("vhost", "/")
-        vhost = vhost.removeprefix("/")
+        vhost = _quote(str(msg.get("vhost", "/")).removeprefix("/"))
         netlocs = ",".join(f"{_quote(msg['user'])}:{_quote(msg['password'])}@{_url_host(h)}:{msg['port']}"
                            for h in msg["hosts"])
         conf["DEFAULT"]["transport_url"] = _oslo(f"rabbit://{netlocs}/{vhost}")
@@ -450,7 +518,7 @@ def _glance_api_conf(cfg):
         "user_domain_name": svc["user_domain_name"],
         "project_name": svc["project_name"],
         "username": svc["username"],
-        "password": _oslo(svc["password"]),
+        "password": _oslo_secret(svc["password"]),
     }
     for section, options in cfg["config"].items():
         target = conf.setdefault(section, {})
@@ -468,7 +536,7 @@ def _bind_host(vip):
     has a single bind_host, and only the active node holds the VIPs)."""
     if not vip["public"]:
         return vip["internal"]
-    return "::" if ":" in vip["internal"] else "0.0.0.0"
+    return "::" if ":" in vip["internal"] + vip["public"] else "0.0.0.0"
 
 
 def _store_name(store):
@@ -541,6 +609,8 @@ def settings(defaults, osfamilymap=None, pillar=None, scope="all"):
                            required=False)
     else:
         errors = validate(pillar, merged, defaults)
+        _validate_lookup(pillar.get("lookup") if isinstance(pillar, dict) else None, osfamilymap or {},
+                         merged, errors)
     if errors:
         raise SaltInvocationError("invalid pillar data for glance_ha:\n  - " + "\n  - ".join(errors))
     if scope == "nova":
@@ -566,12 +636,30 @@ def masked_diff(old, new, secrets=None, path="file"):
         for secret in secrets or []:
             if secret:
                 text = text.replace(secret, MASK)
-        return text
+        return mask_line(text)
 
     # Diff the real texts and mask each line, so a changed password still shows as a changed line.
     lines = (mask(line) for line in difflib.unified_diff(
         (old or "").splitlines(True), new.splitlines(True), fromfile=path, tofile=path, n=1))
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def mask_line(line):
+    """Mask the value of a secret-looking option and the password of any URL in one line.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' glance_ha.mask_line "password = x"
+    """
+    newline = "\n" if line.endswith("\n") else ""
+    body = line[: len(line) - len(newline)]
+    match = SECRET_OPTION_RE.match(body)
+    if match and not match.group("value").startswith(MASK):
+        body = match.group("head") + MASK
+    body = URL_USERINFO_RE.sub(lambda m: m.group("head") + MASK, body)
+    return body + newline
 
 
 def render(source, saltenv="base", context=None):
@@ -610,7 +698,7 @@ def read(path):
         salt '*' glance_ha.read /etc/glance/glance-api.conf
     """
     try:
-        with salt.utils.files.fopen(path, "r") as handle:
+        with salt.utils.files.fopen(path, "r", encoding="utf-8") as handle:
             return handle.read()
     except FileNotFoundError:
         return None
@@ -662,6 +750,7 @@ def write(path, contents, user="root", group="root", mode="0640"):
         uid, gid = pwd.getpwnam(user).pw_uid, grp.getgrnam(group).gr_gid
     except KeyError as exc:
         raise CommandExecutionError(f"cannot write {path}: user/group {exc} does not exist") from exc
+    path = os.path.realpath(path)  # a symlinked config stays a symlink; its target is rewritten
     directory = os.path.dirname(path)
     if not os.path.isdir(directory):
         raise CommandExecutionError(f"cannot write {path}: directory {directory} does not exist")
@@ -670,7 +759,7 @@ def write(path, contents, user="root", group="root", mode="0640"):
         os.fchmod(fd, 0o600)
         os.fchown(fd, uid, gid)
         os.fchmod(fd, int(str(mode), 8))
-        with os.fdopen(fd, "w") as handle:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(contents)
         os.rename(tmp, path)
     except BaseException:

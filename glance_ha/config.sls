@@ -67,8 +67,9 @@ glance_ha-ocf-credentials:
     - name: {{ look.credentials_file }}
 {%- endif %}
 
-{#- Where the distribution ships no glance-api service (pip or WSGI installs) there is nothing to stop. #}
-{%- if look.service and salt['service.available'](look.service) %}
+{#- Where there is no service manager (containers), or the distribution ships no glance-api service
+    (pip or WSGI installs), there is nothing to stop. #}
+{%- if look.service and grains.get('init', 'unknown') not in ('unknown', '') and salt['service.available'](look.service) %}
 
 glance_ha-distro-service:
   service.dead:

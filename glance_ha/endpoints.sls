@@ -8,7 +8,8 @@
 {%- from tplroot ~ "/map.jinja" import glance_ha with context %}
 {%- if glance_ha.endpoints.manage %}
 {%- set ks = glance_ha.keystone %}
-{%- set writer = glance_ha.cluster.writer if glance_ha.cluster.manage else None %}
+{#- With an explicit writer the rule holds even without a managed cluster: never every node at once. #}
+{%- set writer = glance_ha.cluster.writer if (glance_ha.cluster.manage or glance_ha.cluster.writer) else None %}
 {%- macro auth() %}
     - writer: {{ writer | json }}
     - profile: glance_ha:keystone:admin

@@ -3,6 +3,7 @@ apply (inside the sandbox), a second apply with zero changes, bad pillar refused
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -59,10 +60,12 @@ def test_config_test_apply_rerun(modules, pillar):
     ret = modules.state.sls("glance_ha.config", pillar=pillar)
     failed = [r for r in ret if r.result is False]
     assert not failed, failed
+    applied = {r.id: r for r in ret}["glance_ha-config-file"]
+    assert applied.changes["diff"] == diff, "test=True did not predict the exact change"
     st = os.stat(CONF)
     assert (st.st_mode & 0o777, st.st_uid) == (0o640, 0)
     text = Path(CONF).read_text()
-    assert "[keystone_authtoken]" in text and f"password = {want['keystone']['service_user']['password']}" in text
+    assert "[keystone_authtoken]" in text and f'password = "{want["keystone"]["service_user"]["password"]}"' in text
     assert os.path.isdir("/var/lib/glance/staging")
 
     again = modules.state.sls("glance_ha.config", pillar=pillar)
@@ -147,3 +150,35 @@ def test_secrets_never_in_output_or_log(modules, site_pillar, minion_root):
     for secret in SECRETS:
         assert secret not in dumped
         assert secret not in log
+
+
+TRICKY = ' "q$w" #;%@:/\'é '
+
+
+def test_tricky_passwords_survive_oslo_config(modules, example_pillar, formula_root):
+    """oslo.config strips whitespace and a pair of quotes and expands $name: what glance reads back
+    from the rendered file must be the pillar's password, byte for byte."""
+    pillar = deep_merge(files_only(example_pillar), {"glance_ha": {
+        "database": {"password": TRICKY}, "messaging": {"password": TRICKY},
+        "keystone": {"service_user": {"password": TRICKY}}, "cluster": {"monitor_level": "api"}}})
+    ret = modules.state.sls("glance_ha.config", pillar=pillar)
+    assert not [r for r in ret if r.result is False]
+    dumped = json.dumps([{"comment": r.comment, "changes": r.changes} for r in ret], default=str)
+    assert "q$w" not in dumped and "%22q%24w" not in dumped
+    probe = (
+        "import sys, urllib.parse\n"
+        "from oslo_config import cfg\n"
+        "conf = cfg.ConfigOpts()\n"
+        "conf.register_opt(cfg.StrOpt('connection'), group='database')\n"
+        "conf.register_opt(cfg.StrOpt('password'), group='keystone_authtoken')\n"
+        "conf.register_opt(cfg.StrOpt('transport_url'))\n"
+        "conf(['--config-file', sys.argv[1]], project='probe')\n"
+        "print(urllib.parse.unquote(urllib.parse.urlsplit(conf.database.connection).password))\n"
+        "print(conf.keystone_authtoken.password)\n"
+        "print(urllib.parse.unquote(urllib.parse.urlsplit(conf.transport_url).password))\n")
+    out = subprocess.run([str(formula_root / ".venv-os/bin/python"), "-c", probe, CONF],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[:3] == [TRICKY] * 3
+    creds = Path("/etc/glance/ocf-credentials")
+    assert os.stat(creds).st_mode & 0o777 == 0o600
+    assert f'OS_PASSWORD="{TRICKY}"\n' in creds.read_text()

@@ -124,12 +124,61 @@ def test_endpoints_derive_from_vips(settings, example_pillar):
     ({"config": {"DEFAULT": {"registry_host": "10.0.0.11"}}}, "glance_ha:config:DEFAULT:registry_host",
      "glance-registry"),
     ({"config": {"DEFAULT": "x"}}, "glance_ha:config:DEFAULT", "mapping"),
+    ({"config": {"DEFAULT": {"debug": None}}}, "glance_ha:config:DEFAULT:debug", "scalar"),
+    ({"config": {"DEFAULT": {"d": {"a": 1}}}}, "glance_ha:config:DEFAULT:d", "scalar"),
+    ({"database": {"host": "10.0.0.300"}}, "glance_ha:database:host", "not a host name"),
+    ({"messaging": {"hosts": ["10.0.0.999"]}}, "glance_ha:messaging:hosts:0", "not a host name"),
+    ({"messaging": {"vhost": 123}}, "glance_ha:messaging:vhost", "vhost"),
+    ({"vip": {"internal": "0.0.0.0"}}, "glance_ha:vip:internal", "cannot be a VIP"),
+    ({"vip": {"public": "224.0.0.1"}}, "glance_ha:vip:public", "cannot be a VIP"),
+    ({"keystone": {"service_user": {"password": "a\nb = c"}}},
+     "glance_ha:keystone:service_user:password", "control character"),
+    ({"lookup": {"config_fle": "/x"}}, "glance_ha:lookup:config_fle", "unknown key"),
+    ({"lookup": {"config_file": "glance-api.conf"}}, "glance_ha:lookup:config_file", "absolute path"),
+    ({"lookup": {"agent_params": {"os_password": "x"}}}, "glance_ha:lookup:agent_params:os_password",
+     "never go into the CIB"),
 ])
 def test_bad_pillar_names_the_key(settings, example_pillar, override, key, words):
     message = errors_of(settings, deep_merge(example_pillar["glance_ha"], override))
     line = next((ln for ln in message.splitlines() if ln.strip().startswith(f"- {key}:")), None)
     assert line is not None, message
     assert words in line
+
+
+def test_lookup_must_be_a_mapping(settings, example_pillar):
+    pillar = copy.deepcopy(example_pillar["glance_ha"])
+    pillar["lookup"] = "x"
+    assert "glance_ha:lookup: must be a mapping" in errors_of(settings, pillar)
+
+
+def test_mixed_family_vips_bind_everywhere(settings, example_pillar):
+    pillar = deep_merge(example_pillar["glance_ha"], {"vip": {"public": "2001:db8::11"}})
+    assert settings(pillar)["conf"]["DEFAULT"]["bind_host"] == "::"
+
+
+def test_iso_intervals_and_odd_names(settings, example_pillar):
+    pillar = deep_merge(example_pillar["glance_ha"], {
+        "cluster": {"monitor": {"interval": "PT30S", "timeout": "PT1M"}, "meta": {"failure-timeout": "PT2M"}},
+        "messaging": {"vhost": "/my vhost"}, "database": {"name": "glance?db"}})
+    conf = settings(pillar)["conf"]
+    assert conf["DEFAULT"]["transport_url"].endswith("@10.0.0.11:5672/my%20vhost")
+    assert conf["database"]["connection"].endswith("/glance%3Fdb")
+
+
+def test_passwords_are_quoted_for_oslo(settings, example_pillar):
+    pillar = deep_merge(example_pillar["glance_ha"], {"keystone": {"service_user": {"password": ' "q$w" '}}})
+    assert settings(pillar)["conf"]["keystone_authtoken"]["password"] == '" "q$$w" "'
+
+
+def test_masked_diff_masks_secrets_it_was_not_told(mod):
+    old = ("password = old-rotated\nconnection = mysql+pymysql://glance:old-db@db/glance\n"
+           "memcache_secret_key = k1\nOS_PASSWORD=\"old\"\nbind_host = 10.0.0.1\n")
+    new = old.replace("old", "new").replace("k1", "k2").replace("10.0.0.1", "10.0.0.2")
+    diff = mod.masked_diff(old, new, [])
+    for secret in ("old-rotated", "new-rotated", "old-db", "new-db", "k1", "k2", '"old"', '"new"'):
+        assert secret not in diff
+    assert "-bind_host = 10.0.0.1" in diff and "+bind_host = 10.0.0.2" in diff
+    assert "+connection = mysql+pymysql://glance:********@db/glance" in diff
 
 
 def test_all_errors_reported_at_once(settings, example_pillar):
