@@ -1001,11 +1001,11 @@ def verify(cib=None):
         salt '*' crm.verify
     """
     if cib is None:
-        rc, out, err = _run(["crm_verify", "--live-check"])
+        rc, out, err = _run(["crm_verify", "-V", "--live-check"])
         return {"valid": rc == 0, "output": (out + err).strip()}
     with _private_dir() as tmp:
         path = _write_private(tmp, "cib.xml", cib)
-        rc, out, err = _run(["crm_verify", "--xml-file", path])
+        rc, out, err = _run(["crm_verify", "-V", "--xml-file", path])
         return {"valid": rc == 0, "output": " ".join((out + " " + err).replace(path, "<staged CIB>").split())}
 
 
@@ -1601,6 +1601,9 @@ def commit(test=False, writer=""):
         target_xml = _to_xml(target)
         check = verify(target_xml)
         if not check["valid"]:
+            if not verify(txn["read_xml"])["valid"]:
+                raise CrmError("the cluster configuration was already invalid before this run (fix it"
+                               f" first, e.g. stonith-enabled with no fencing device): {check['output']}")
             raise CrmError(f"crm_verify rejects the staged CIB ({staged}): {check['output']}")
     except CrmError as exc:
         return {"result": False, "changes": {}, "comment": "Nothing written: " + mask_text(str(exc), secrets)}

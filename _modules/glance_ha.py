@@ -400,9 +400,8 @@ def _validate_lookup(lookup, osfamilymap, merged, errors):
     if not isinstance(params, dict):
         errors.append("glance_ha:lookup:agent_params: must be a mapping of agent parameters")
         return
-    secret = set(merged["cluster"].get("secret_params") or [])
     for name, value in params.items():
-        if "password" in str(name).lower() or name in secret:
+        if "password" in str(name).lower():
             errors.append(f"glance_ha:lookup:agent_params:{name}: credentials never go into the CIB; the"
                           " api monitor reads them from lookup:credentials_file (written from"
                           " keystone:service_user)")

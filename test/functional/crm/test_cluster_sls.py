@@ -116,14 +116,26 @@ def test_config_change_triggers_the_restart_state(modules, cib, pillar):
 
 def test_agent_secrets_are_masked(modules, cib, pillar):
     data = copy.deepcopy(pillar)
-    data["glance_ha"]["lookup"]["agent_params"] = {"os_password": "agent-pw-4242", "os_username": "svc-name-77"}
+    data["glance_ha"]["lookup"]["agent_params"] = {"os_username": "svc-name-77"}
     data["glance_ha"]["cluster"]["secret_params"] = ["os_username"]
     for test in (True, False):
         results = apply(modules, data, test=test)
         text = repr({s: (r.changes, r.comment) for s, r in results.items() if s.startswith("glance_ha-cluster")})
-        assert "agent-pw-4242" not in text and "svc-name-77" not in text
+        assert "svc-name-77" not in text
         assert "******" in text
-    assert cib.find("p_glance-api-instance_attributes-os_password").get("value") == "agent-pw-4242"
+    assert cib.find("p_glance-api-instance_attributes-os_username").get("value") == "svc-name-77"
+
+
+def test_agent_password_param_is_refused(modules, cib, pillar):
+    """Credentials never go into the CIB: the api monitor reads them from the root-only file."""
+    data = copy.deepcopy(pillar)
+    data["glance_ha"]["lookup"]["agent_params"] = {"os_password": "agent-pw-4242"}
+    epoch = cib.epoch
+    ret = modules.state.sls("glance_ha.cluster", pillar=data)
+    assert ret.failed
+    errors = "\n".join(ret.errors if hasattr(ret, "errors") else [str(ret)])
+    assert "glance_ha:lookup:agent_params:os_password" in errors and "agent-pw-4242" not in errors
+    assert cib.epoch == epoch
 
 
 def test_cluster_manage_false_renders_no_pacemaker_state(modules, pillar):
