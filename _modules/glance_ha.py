@@ -145,7 +145,7 @@ def _check_url(value, key, errors, required=True):
             errors.append(f"{key}: is required (an http:// or https:// URL)")
         return None
     parsed = urllib.parse.urlparse(str(value))
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or re.search(r"\s", str(value)):
         errors.append(f"{key}: {value!r} is not an http:// or https:// URL")
         return None
     try:
@@ -311,8 +311,9 @@ def _validate_keystone(cfg, errors):
         if re.search(r"/v2(\.0)?$", path):
             errors.append(f"glance_ha:keystone:auth_url: {url!r} is a Keystone v2.0 URL; v2.0 is gone,"
                           " use the v3 one (e.g. http://10.0.0.11:5000/v3)")
-        elif path and not path.endswith("/v3"):
-            errors.append(f"glance_ha:keystone:auth_url: {url!r} must end in /v3 (Keystone v3)")
+        elif re.search(r"/v\d+(\.\d+)?$", path) and not path.endswith("/v3"):
+            errors.append(f"glance_ha:keystone:auth_url: {url!r} is not a Keystone v3 URL (end it in /v3,"
+                          " or leave the version out: /v3 is assumed)")
     if not ks.get("region") or not isinstance(ks.get("region"), str):
         errors.append("glance_ha:keystone:region: is required")
     _require_password(ks.get("service_user", {}), "glance_ha:keystone:service_user:password", errors)

@@ -11,9 +11,17 @@ glance_ha-packages:
     - pkgs: {{ look.pkgs | json }}
 {%- endif %}
 
+{%- set conf_dirs = [look.config_dir] %}
+{%- for path in (look.config_file, look.credentials_file) %}
+{%-   set parent = salt['file.dirname'](path) %}
+{%-   if parent not in conf_dirs %}
+{%-     do conf_dirs.append(parent) %}
+{%-   endif %}
+{%- endfor %}
+
 glance_ha-config-dir:
   file.directory:
-    - name: {{ look.config_dir }}
+    - names: {{ conf_dirs | json }}
     - makedirs: true
 {%- if look.pkgs %}
     - require:

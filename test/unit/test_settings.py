@@ -118,6 +118,8 @@ def test_endpoints_derive_from_vips(settings, example_pillar):
     ({"cluster": {"agent_source": "http://example.org/glance-api"}}, "glance_ha:cluster:agent_source",
      "salt:// or https://"),
     ({"endpoints": {"public": "images.example.org:9292"}}, "glance_ha:endpoints:public", "not an http"),
+    ({"endpoints": {"public": "http://x y:9292"}}, "glance_ha:endpoints:public", "not an http"),
+    ({"keystone": {"auth_url": "http://10.0.0.11/identity/v1"}}, "glance_ha:keystone:auth_url", "v3"),
     ({"nova": {"config": "nova.conf"}}, "glance_ha:nova:config", "absolute path"),
     ({"config": {"DEFAULT": {"sql_connection": "mysql://x"}}}, "glance_ha:config:DEFAULT:sql_connection",
      "[database] connection"),
@@ -143,6 +145,11 @@ def test_bad_pillar_names_the_key(settings, example_pillar, override, key, words
     line = next((ln for ln in message.splitlines() if ln.strip().startswith(f"- {key}:")), None)
     assert line is not None, message
     assert words in line
+
+
+def test_unversioned_keystone_url_with_a_path(settings, example_pillar):
+    pillar = deep_merge(example_pillar["glance_ha"], {"keystone": {"auth_url": "https://h.example/identity"}})
+    assert settings(pillar)["conf"]["keystone_authtoken"]["auth_url"] == "https://h.example/identity"
 
 
 def test_lookup_must_be_a_mapping(settings, example_pillar):
