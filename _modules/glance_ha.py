@@ -224,9 +224,8 @@ def _validate_vip(vip, errors):
         except ValueError as exc:
             errors.append(f"glance_ha:vip:{name}: {value!r} is not an IP address ({exc})")
     for name, (addr, _prefix) in parsed.items():
-        if addr.is_unspecified or addr.is_multicast or addr.is_loopback or addr.is_link_local:
-            errors.append(f"glance_ha:vip:{name}: {addr} cannot be a VIP (unspecified, multicast,"
-                          " loopback or link-local)")
+        if addr.is_unspecified or addr.is_multicast:
+            errors.append(f"glance_ha:vip:{name}: {addr} cannot be a VIP (unspecified or multicast)")
     if not _is_int(mask, 1, 128):
         errors.append(f"glance_ha:vip:cidr_netmask: {mask!r} is not a prefix length (e.g. 24)")
     else:

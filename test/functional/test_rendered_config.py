@@ -58,7 +58,9 @@ def agent(action, **params):
 def running_glance(loaders, glance_pillar):
     modules = loaders.modules
     for sls in ("glance_ha.agent", "glance_ha.config"):
-        failed = [r for r in modules.state.sls(sls, pillar=glance_pillar) if r.result is False]
+        ret = modules.state.sls(sls, pillar=glance_pillar)
+        assert not ret.failed, ret  # render errors
+        failed = [r for r in ret if r.result is False]
         assert not failed, failed
     sync = subprocess.run([str(OS_VENV / "bin/glance-manage"), "--config-file", CONF, "db_sync"],
                           capture_output=True, text=True, timeout=300, check=False)
