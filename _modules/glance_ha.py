@@ -492,6 +492,9 @@ def _glance_api_conf(cfg):
         },
         "glance_store": {"default_backend": _store_name(store)},
     }
+    if db["driver"] == "mysql+pymysql":
+        # A hung MariaDB must not hang every API request for good (measured in the lab: doc/ha.md).
+        conf["database"]["connection_parameters"] = "connect_timeout=5&read_timeout=30&write_timeout=30"
     if store["backend"] == "file":
         conf["fs"] = {"filesystem_store_datadir": store["path"].rstrip("/") + "/"}
     conf["os_glance_staging_store"] = {"filesystem_store_datadir": f"{state_dir}/staging/"}
@@ -505,6 +508,8 @@ def _glance_api_conf(cfg):
     conf["oslo_messaging_notifications"] = {"driver": msg["driver"]}
     if msg["driver"] in ("messagingv2", "messaging"):
         conf["oslo_messaging_notifications"]["retry"] = str(msg["retry"])
+        # A hung broker holds each notification until this socket timeout (oslo.messaging: 60 s).
+        conf["oslo_messaging_rabbit"] = {"heartbeat_timeout_threshold": "5"}
     conf["paste_deploy"] = {"flavor": "keystone"}
     auth = ks["auth_url"].rstrip("/")
     svc = ks["service_user"]
@@ -512,6 +517,7 @@ def _glance_api_conf(cfg):
         "www_authenticate_uri": auth,
         "auth_url": auth,
         "auth_type": "password",
+        "http_connect_timeout": "5",  # unset, a hung Keystone hangs every request with a new token
         "region_name": ks["region"],
         "project_domain_name": svc["project_domain_name"],
         "user_domain_name": svc["user_domain_name"],

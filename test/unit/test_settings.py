@@ -39,7 +39,11 @@ def test_example_pillar_is_valid(settings, example_pillar):
     assert cfg["conf"]["database"]["connection"] == (
         "mysql+pymysql://glance:glance-db-secret@10.0.0.11:3306/glance")
     assert cfg["conf"]["DEFAULT"]["transport_url"] == "rabbit://openstack:rabbit-secret@10.0.0.11:5672/"
-    assert cfg["conf"]["oslo_messaging_notifications"] == {"driver": "messagingv2", "retry": "2"}
+    assert cfg["conf"]["oslo_messaging_notifications"] == {"driver": "messagingv2", "retry": "0"}
+    # bounded waits on hung backends (doc/ha.md)
+    assert cfg["conf"]["oslo_messaging_rabbit"] == {"heartbeat_timeout_threshold": "5"}
+    assert cfg["conf"]["keystone_authtoken"]["http_connect_timeout"] == "5"
+    assert cfg["conf"]["database"]["connection_parameters"].startswith("connect_timeout=5&")
     assert cfg["lookup"]["config_file"] == "/etc/glance/glance-api.conf"
     assert cfg["cluster"]["monitor"] == {"interval": "30s", "timeout": "30s"}
 
