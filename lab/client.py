@@ -8,16 +8,27 @@ The request (JSON on stdin, so passwords and tokens never appear on a command li
 ops:
   token          {auth_url, username, password, project}            -> {token, seconds}
   catalog        {auth_url, token}                                   -> {catalog}
-  request        {url, token?, method?, timeout?}                    -> {status, seconds, body?}
+  request        {url, token?, method?, timeout? | request_timeout?} -> {status, seconds, body?}
   upload         {url (image API root), token, file, name}           -> {id, status, seconds, sha256}
   download       {url, token, id, file}                              -> {status, seconds, sha256, bytes}
+  create         {url (image API root), token, name}                 -> {id, status, http, seconds}
+  verify         {url, token, images: [{id, sha256}, ...]}           -> {results: [{id, status, sha256,
+                 ok}, ...]}: download each image and compare its sha256 with the recorded one
   notifications  {amqp_url, queue, wait}                             -> {events: [event_type, ...]}
   wait_http      {url, token?, timeout, interval}                    -> {status, seconds, attempts}
+  poll           {url, token?, interval, timeout, stop, ready?, recovered?, duration?, method?}
+                 -> {polls: [[start, end, status], ...]}: a request every `interval` s, each in its own
+                 thread (a hung one does not delay the next), until the file `stop` exists or
+                 `duration` s passed; times are time.monotonic(), the host's clock (no time namespace);
+                 the file `ready` is created at the first 200, `recovered` at the first 200 that
+                 follows a failed request
 """
 
 import hashlib
 import json
+import os
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -63,7 +74,7 @@ def request(r):
     t = time.monotonic()
     try:
         status, _, data = _http(r.get("method", "GET"), r["url"], token=r.get("token"),
-                                timeout=r.get("timeout", 10))
+                                timeout=r.get("request_timeout", r.get("timeout", 10)))
     except OSError as exc:
         return {"status": 0, "error": str(exc), "seconds": time.monotonic() - t}
     out = {"status": status, "seconds": time.monotonic() - t}
@@ -103,6 +114,26 @@ def download(r):
             f.write(data)
     return {"status": status, "seconds": time.monotonic() - t, "bytes": len(data),
             "sha256": hashlib.sha256(data).hexdigest() if status == 200 else None}
+
+
+def create(r):
+    """POST /v2/images only (no data): one image.create notification, nothing else."""
+    t = time.monotonic()
+    meta = {"name": r["name"], "disk_format": "raw", "container_format": "bare", "visibility": "private"}
+    status, _, data = _http("POST", r["url"].rstrip("/") + "/v2/images", token=r["token"],
+                            body=json.dumps(meta).encode(), headers={"Content-Type": "application/json"},
+                            timeout=r.get("request_timeout", 300))
+    body = json.loads(data) if status == 201 else {}
+    return {"id": body.get("id"), "status": body.get("status"), "http": status, "seconds": time.monotonic() - t}
+
+
+def verify(r):
+    out = []
+    for img in r["images"]:
+        d = download({"url": r["url"], "token": r["token"], "id": img["id"]})
+        out.append({"id": img["id"], "status": d["status"], "sha256": d["sha256"],
+                    "ok": d["status"] == 200 and d["sha256"] == img["sha256"]})
+    return {"results": out}
 
 
 def notifications(r):
@@ -145,9 +176,45 @@ def wait_http(r):
     return {"status": last["status"], "seconds": time.monotonic() - t, "attempts": attempts}
 
 
+def poll(r):
+    """Downtime probe: a request every `interval` s whatever the previous ones do (each in a thread)."""
+    results, lock, threads = [], threading.Lock(), []
+    ready, recovered, failed_at = r.get("ready"), r.get("recovered"), []
+
+    def one(start):
+        try:
+            res = request({"url": r["url"], "token": r.get("token"), "method": r.get("method", "GET"),
+                           "timeout": r.get("timeout", 2)})
+        except Exception:  # noqa: BLE001 -- e.g. http.client.BadStatusLine mid-failover: no answer
+            res = {"status": 0}
+        with lock:
+            results.append([start, time.monotonic(), res["status"]])
+            if res["status"] != 200:
+                failed_at.append(start)
+            late = res["status"] == 200 and failed_at and start > min(failed_at)
+        if ready and res["status"] == 200 and not os.path.exists(ready):
+            open(ready, "w").close()
+        if recovered and late and not os.path.exists(recovered):
+            open(recovered, "w").close()
+
+    t0 = time.monotonic()
+    tick = t0
+    while time.monotonic() - t0 < r.get("duration", 600) and not os.path.exists(r["stop"]):
+        th = threading.Thread(target=one, args=(time.monotonic(),), daemon=True)
+        th.start()
+        threads.append(th)
+        tick += r.get("interval", 0.1)
+        time.sleep(max(0.0, tick - time.monotonic()))
+    for th in threads:
+        th.join(r.get("timeout", 2) + 5)
+    with lock:
+        return {"polls": sorted(results)}
+
+
 def main():
     r = json.load(sys.stdin)
-    ops = {f.__name__: f for f in (token, catalog, request, upload, download, notifications, wait_http)}
+    ops = {f.__name__: f for f in (token, catalog, request, upload, download, notifications, wait_http,
+                                  poll, create, verify)}
     json.dump(ops[r["op"]](r), sys.stdout)
     return 0
 

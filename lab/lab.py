@@ -63,6 +63,68 @@ class LabError(RuntimeError):
     pass
 
 
+# The lab's fence agent (Lab.enable_fencing): installed as /usr/sbin/fence_lab inside the controllers
+# only (a read-only overlay of /usr/sbin in each node's mount namespace). Fencing a node = asking the
+# Python process that owns the lab (a watcher thread) to power it off, i.e. Lab.crash(): SIGKILL of
+# its PID 1 and deletion of its netns. `reboot` is carried out as `off` (the node stays down until
+# Lab.start), which Pacemaker accepts as a completed fence.
+FENCE_AGENT = r"""#!/bin/sh
+# fence_lab: the glance-ha lab's fence agent (written by lab/lab.py; never install it on a real system)
+reqdir=@REQDIR@
+action=reboot port=
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -o|--action) action=$2; shift ;; --action=*) action=${1#*=} ;;
+        -n|--plug) port=$2; shift ;; --plug=*) port=${1#*=} ;;
+    esac
+    shift
+done
+if [ ! -t 0 ]; then
+    while IFS= read -r line; do
+        case "$line" in
+            action=*|option=*) action=${line#*=} ;;
+            port=*|plug=*|nodename=*) port=${line#*=} ;;
+        esac
+    done
+fi
+case "$action" in
+    metadata)
+        cat <<'XML'
+<?xml version="1.0" ?>
+<resource-agent name="fence_lab" shortdesc="glance-ha lab: power a lab controller off">
+<longdesc>Asks the process that owns the glance-ha lab to kill the controller's PID 1 and delete its
+network namespace. Test lab only.</longdesc>
+<vendor-url>https://example.invalid/glance-ha-lab</vendor-url>
+<parameters>
+<parameter name="action" unique="0" required="1"><getopt mixed="-o, --action=[action]"/>
+<content type="string" default="reboot"/><shortdesc lang="en">Fencing action</shortdesc></parameter>
+<parameter name="plug" unique="0" required="0"><getopt mixed="-n, --plug=[id]"/>
+<content type="string"/><shortdesc lang="en">Node name</shortdesc></parameter>
+</parameters>
+<actions>
+<action name="on"/><action name="off"/><action name="reboot"/><action name="status"/>
+<action name="list"/><action name="monitor"/><action name="metadata"/>
+</actions>
+</resource-agent>
+XML
+        exit 0 ;;
+    monitor|list|status|on) exit 0 ;;
+    off|reboot)
+        [ -n "$port" ] || { echo "fence_lab: no node given" >&2; exit 1; }
+        rm -f "$reqdir/$port.done"
+        echo "$action" > "$reqdir/$port.req.tmp" && mv "$reqdir/$port.req.tmp" "$reqdir/$port.req"
+        i=0
+        while [ $i -lt 600 ]; do
+            if [ -e "$reqdir/$port.done" ]; then rm -f "$reqdir/$port.done"; exit 0; fi
+            sleep 0.1; i=$((i + 1))
+        done
+        echo "fence_lab: no answer from the lab for $port" >&2
+        exit 1 ;;
+    *) echo "fence_lab: unsupported action $action" >&2; exit 1 ;;
+esac
+"""
+
+
 def run(cmd, check=True, timeout=120, **kw) -> subprocess.CompletedProcess:
     """Run a command (argv list), capture text output; raise LabError with its output on failure."""
     kw.setdefault("capture_output", True)
@@ -170,6 +232,9 @@ class Lab:
         self.tied = tied  # the lab dies with this Python process (pytest); the CLI leaves it running
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self._popen: dict[str, subprocess.Popen] = {}
+        self._fencer: threading.Thread | None = None
+        self._fencer_stop = threading.Event()
+        self.fenced: list[tuple[str, float]] = []  # (node, time.monotonic()) of every fence carried out
         self.timings: dict[str, float] = {}
         self.state: dict = {"prefix": self.prefix, "net": str(self.net), "nodes": nodes,
                             "token": self.token, "procs": {}}
@@ -293,6 +358,7 @@ class Lab:
     def cleanup(self) -> None:
         """End every process this prefix's lab started (by recorded PID, then by namespace) and
         delete its namespaces. Safe to call on a lab that is half up or already gone."""
+        self._fencer_stop.set()
         pids = []
         state = self.state
         if not state["procs"] and self.state_file.exists():
@@ -579,6 +645,14 @@ class Lab:
         if ns in self.lab_namespaces():
             run(["ip", "netns", "del", ns])
         run(["ip", "netns", "add", ns])
+        # A netns deleted just before (crash, fencing) is freed asynchronously by the kernel: its veth's
+        # bridge end may linger for a moment. Wait for it, then remove it if it is still there.
+        deadline = time.monotonic() + 5
+        while run(["ip", "-n", self.ns("br"), "link", "show", self.port(n)], check=False).returncode == 0:
+            if time.monotonic() > deadline:
+                run(["ip", "-n", self.ns("br"), "link", "del", self.port(n)], check=False)
+                break
+            time.sleep(0.05)
         self._plug(n, self.node_addr(n))
         d = self.node_dir(n)
         (d / "init.pid").unlink(missing_ok=True)
@@ -586,6 +660,8 @@ class Lab:
         popen = self._launch(self.node_name(n), ns, "node-init.sh",
                              [self.node_name(n), str(d), str(self.run_dir)], log)
         self._wait_init(self.node_name(n), popen, d / "init.pid", log)
+        if self._fencer is not None:
+            self._mount_fence_agent(n)
         if wait:
             self.wait_cluster()
             self.wait_minions([self.node_name(n)])
@@ -779,6 +855,176 @@ class Lab:
         return [self.node_name(n) for n in self.live_nodes()
                 if f" {ip}/" in self.exec(n, ["ip", "-o", "-4", "addr", "show"], check=False).stdout]
 
+    # ---- fault injection (test/ha/test_faults*.py, bench/bench_failover.py) ------------------------
+    SERVICES = ("mariadb", "rabbitmq", "keystone")
+    SERVICE_ACTIONS = ("stop", "start", "freeze", "thaw", "status")
+
+    def service(self, name: str, action: str, timeout: float = 300) -> dict:
+        """stop | start | freeze | thaw | status of one daemon of the services namespace (mariadb,
+        rabbitmq, keystone). freeze = SIGSTOP to all its processes: a hung daemon (the kernel still
+        accepts its TCP connections, nothing answers); thaw = SIGCONT. Runs inside the svc namespace
+        (the PIDs lab/services.py records are those of its pid namespace). Returns
+        {name, action, running, seconds}."""
+        if name not in self.SERVICES or action not in self.SERVICE_ACTIONS:
+            raise LabError(f"service {name!r} {action!r}: one of {self.SERVICES} x {self.SERVICE_ACTIONS}")
+        proc = self.svc_exec([str(VENV / "bin/python"), "-m", "lab.lab", "--run-dir", str(self.run_dir),
+                              "service-ctl", name, action], check=False, timeout=timeout,
+                             env={"PYTHONPATH": str(REPO)})
+        if proc.returncode != 0:
+            raise LabError(f"service {name} {action} failed (rc {proc.returncode}):\n"
+                           f"{proc.stdout[-2000:]}{proc.stderr[-3000:]}")
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    def services_running(self) -> dict[str, bool]:
+        """{service: running} for the three services, in one call into the svc namespace."""
+        proc = self.svc_exec([str(VENV / "bin/python"), "-m", "lab.lab", "--run-dir", str(self.run_dir),
+                              "service-ctl", "all", "status"], check=False, timeout=120,
+                             env={"PYTHONPATH": str(REPO)})
+        if proc.returncode != 0:
+            raise LabError(f"service status failed (rc {proc.returncode}): {proc.stderr[-3000:]}")
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    def _service_ctl_inside(self, name: str, action: str) -> dict:
+        """Runs INSIDE the svc namespace (see service())."""
+        import logging
+
+        from lab.services import STANDARD_PORTS, Services, _group
+
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="lab.services: %(message)s")
+        svc = Services(self.svc_dir / "services", host=self.svc_addr, ports=dict(STANDARD_PORTS),
+                       os_venv=str(VENV_OS))
+        daemon = getattr(svc, name)
+        t = time.monotonic()
+        if action == "stop":
+            daemon.stop()
+        elif action == "start":
+            daemon.start()
+        elif action in ("freeze", "thaw"):
+            sig = signal.SIGSTOP if action == "freeze" else signal.SIGCONT
+            pids = {p for rec in daemon._procs().values() for p in _group(rec["pid"], rec["start"])}
+            if not pids:
+                raise LabError(f"{name} is not running")
+            for p in sorted(pids):
+                try:
+                    os.kill(p, sig)
+                except ProcessLookupError:
+                    pass
+        return {"name": name, "action": action, "running": daemon.running(),
+                "seconds": round(time.monotonic() - t, 2)}
+
+    def vip_map(self) -> dict[str, list[str]]:
+        """{node name: [addresses of its eth0]} for every running controller, read with `ip -n` from
+        the host (no nsenter: ~5 ms a node, cheap enough to poll every 100 ms). A controller whose
+        namespace vanished (crash) holds nothing."""
+        out = {}
+        for n in self.node_range:
+            proc = run(["ip", "-n", self.ns(n), "-j", "-4", "addr", "show", "dev", "eth0"], check=False,
+                       timeout=10)
+            addrs = []
+            if proc.returncode == 0 and proc.stdout.strip():
+                for link in json.loads(proc.stdout):
+                    addrs += [a["local"] for a in link.get("addr_info", [])]
+            out[self.node_name(n)] = addrs
+        return out
+
+    def client_start(self, op: str, **req) -> subprocess.Popen:
+        """Start one lab/client.py operation in the client namespace in the background (e.g. `poll`);
+        collect its reply with client_finish()."""
+        cmd = ["ip", "netns", "exec", self.ns("cl"), str(VENV / "bin/python"), "-m", "lab.client"]
+        if self.tied:
+            cmd = ["setpriv", "--pdeathsig", "KILL", *cmd]
+        popen = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True, cwd="/", env=self._env({"PYTHONPATH": str(REPO)}))
+        popen.stdin.write(json.dumps({"op": op, **req}))
+        popen.stdin.close()
+        popen.stdin = None  # communicate() must not flush it again
+        return popen
+
+    @staticmethod
+    def client_finish(popen: subprocess.Popen, timeout: float = 120) -> dict:
+        try:
+            out, err = popen.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            out, err = popen.communicate()
+        if popen.returncode != 0:
+            raise LabError(f"client job failed (rc {popen.returncode}): {out[-2000:]}{err[-3000:]}")
+        return json.loads(out)
+
+    def failcount(self, resource: str, node: str) -> int:
+        """Pacemaker's fail count of `resource` on `node` (0 when none; INFINITY as 1000000)."""
+        proc = self.exec(self.live_nodes()[0], ["crm_failcount", "--query", "-r", resource, "-N", node, "-q"],
+                         check=False, timeout=30)
+        value = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "0"
+        return 1000000 if value.upper() in ("INFINITY", "+INFINITY") else int(value or 0)
+
+    # ---- fencing (opt-in; the lab runs without STONITH otherwise) ---------------------------------
+    @property
+    def fence_dir(self) -> Path:
+        return self.run_dir / "fence"
+
+    def _mount_fence_agent(self, n: int) -> None:
+        """/usr/sbin/fence_lab inside controller N: a read-only overlay of /usr/sbin in its mount
+        namespace (the host's /usr/sbin is not touched)."""
+        bindir = self.run_dir / "fence-bin"
+        probe = self.exec(n, ["test", "-x", "/usr/sbin/fence_lab"], check=False)
+        if probe.returncode != 0:
+            self.exec(n, ["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={bindir}:/usr/sbin", "/usr/sbin"])
+
+    def enable_fencing(self, device: str = "st_lab") -> None:
+        """Turn STONITH on with the lab's fence agent (see FENCE_AGENT): a watcher thread of this
+        process powers a node off (crash()) when Pacemaker fences it. Only while this process lives
+        (tests, benchmarks); disable_fencing() restores the lab's default (stonith-enabled=false)."""
+        if self._fencer is not None:
+            return
+        bindir = self.run_dir / "fence-bin"
+        bindir.mkdir(exist_ok=True)
+        self.fence_dir.mkdir(mode=0o700, exist_ok=True)
+        agent = bindir / "fence_lab"
+        agent.write_text(FENCE_AGENT.replace("@REQDIR@", str(self.fence_dir)))
+        agent.chmod(0o755)
+        self._fencer_stop.clear()
+        self._fencer = threading.Thread(target=self._fence_watch, name="lab-fencer", daemon=True)
+        self._fencer.start()
+        for n in self.live_nodes():
+            self._mount_fence_agent(n)
+        hosts = " ".join(self.node_name(n) for n in self.node_range)
+        xml = (f'<primitive id="{device}" class="stonith" type="fence_lab">'
+               f'<instance_attributes id="{device}-ia">'
+               f'<nvpair id="{device}-ia-hosts" name="pcmk_host_list" value="{hosts}"/>'
+               f'<nvpair id="{device}-ia-check" name="pcmk_host_check" value="static-list"/>'
+               f'</instance_attributes><operations>'
+               f'<op id="{device}-monitor-60s" name="monitor" interval="60s" timeout="20s"/>'
+               f'</operations></primitive>')
+        n = self.live_nodes()[0]
+        if self.exec(n, ["cibadmin", "-Q", "--xpath", f"//primitive[@id='{device}']"], check=False).returncode:
+            self.exec(n, ["cibadmin", "--create", "-o", "resources", "--xml-text", xml])
+        self.exec(n, ["crm_attribute", "--type", "crm_config", "--name", "stonith-enabled", "--update", "true"])
+
+    def disable_fencing(self, device: str = "st_lab") -> None:
+        n = self.live_nodes()[0]
+        self.exec(n, ["crm_attribute", "--type", "crm_config", "--name", "stonith-enabled", "--update", "false"])
+        self.exec(n, ["cibadmin", "--delete", "--xml-text", f'<primitive id="{device}"/>'], check=False)
+        self._fencer_stop.set()
+        if self._fencer is not None:
+            self._fencer.join(timeout=5)
+        self._fencer = None
+
+    def _fence_watch(self) -> None:
+        while not self._fencer_stop.is_set():
+            for req in sorted(self.fence_dir.glob("*.req")):
+                node = req.name[:-len(".req")]
+                req.unlink(missing_ok=True)
+                try:
+                    n = self.node_number(node)
+                    self.log(f"lab: fencing {node} (power off)")
+                    self.crash(n)
+                    self.fenced.append((node, time.monotonic()))
+                    (self.fence_dir / f"{node}.done").write_text("ok\n")
+                except (ValueError, LabError, OSError) as exc:  # the agent times out and reports failure
+                    self.log(f"lab: fencing {node} failed: {exc}")
+            self._fencer_stop.wait(0.1)
+
     # ---- memory ----------------------------------------------------------------------------------
     def memory(self) -> dict[str, dict[str, int]]:
         """Per namespace (svc, ctl1..): {'rss': bytes, 'pss': bytes, 'procs': n} of every process in
@@ -823,6 +1069,9 @@ def main(argv=None) -> int:
     for name in ("svc", "client", "salt"):
         sub.add_parser(name)
     sub.add_parser("provision-services", help=argparse.SUPPRESS)
+    sc = sub.add_parser("service-ctl", help=argparse.SUPPRESS)
+    sc.add_argument("name", choices=(*Lab.SERVICES, "all"))
+    sc.add_argument("action", choices=Lab.SERVICE_ACTIONS)
     argv = list(sys.argv[1:] if argv is None else argv)
     rest: list[str] = []
     for i, word in enumerate(argv):  # argparse.REMAINDER cannot pass options like `-t 5` through
@@ -847,6 +1096,13 @@ def main(argv=None) -> int:
         lab = Lab.attach(prefix=a.prefix, run_dir=a.run_dir)
         if a.cmd == "provision-services":
             lab.provision_services()
+            return 0
+        if a.cmd == "service-ctl":
+            if a.name == "all":
+                print(json.dumps({name: lab._service_ctl_inside(name, "status")["running"]
+                                  for name in Lab.SERVICES}))
+            else:
+                print(json.dumps(lab._service_ctl_inside(a.name, a.action)))
             return 0
         if a.cmd == "status":
             for key in ["svc"] + [lab.node_name(n) for n in lab.node_range]:

@@ -10,10 +10,12 @@ import os
 import secrets
 import shutil
 import tempfile
+import time
+from pathlib import Path
 
 import pytest
 
-from lab.lab import VENV, VENV_OS, Lab, remove_empty_namespaces
+from lab.lab import VENV, VENV_OS, Lab, LabError, remove_empty_namespaces
 
 RESOURCE = "p_glance-api"
 
@@ -84,3 +86,144 @@ def uploaded_image(lab, token):
     img.write_bytes(os.urandom(4 << 20))
     return lab.client_call("upload", url=lab.image_url(public=True), token=token, file=str(img),
                            name="ha-test")
+
+
+# ---- fault injection (test_faults_*.py) ------------------------------------------------------------
+# Additions for issue 6: the lab tests run first on the fresh lab, then the fault tests; every fault
+# test starts from (and leaves) a restored lab; a ledger of uploaded images is checked after every fault.
+
+PIDFILE = "/run/resource-agents/p_glance-api.pid"
+_ORDER = {"test_crm_live.py": 0, "test_lab.py": 1, "test_lab_failover.py": 2}
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Within test/ha: test_lab*.py on the fresh lab first, then test_faults*.py (file order, then
+    definition order); other directories keep their places."""
+    here = Path(__file__).resolve().parent
+    slots = [i for i, it in enumerate(items) if Path(str(it.fspath)).resolve().parent == here]
+    ours = [items[i] for i in slots]
+    ranked = sorted(ours, key=lambda it: _ORDER.get(Path(str(it.fspath)).name, 3))
+    for i, it in zip(slots, ranked):
+        items[i] = it
+
+
+def wait_for(what, cond, timeout=120.0, interval=0.2):
+    """Poll cond() until it returns something truthy (returned); LabError after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = cond()
+            if last:
+                return last
+        except (LabError, ValueError, OSError) as exc:
+            last = exc
+        if time.monotonic() > deadline:
+            raise LabError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
+
+
+class Ledger:
+    """Images whose upload returned success, with their sha256: all of them must download intact
+    (same checksum) after every fault."""
+
+    def __init__(self, lab, token):
+        self.lab, self.token, self.images = lab, token, []
+
+    def add(self, tag: str, size: int = 256 << 10) -> dict:
+        path = self.lab.run_dir / f"ledger-{len(self.images)}.raw"
+        path.write_bytes(os.urandom(size))
+        r = self.lab.client_call("upload", url=self.lab.image_url(public=True), token=self.token,
+                                 file=str(path), name=f"ledger-{tag}")
+        path.unlink()
+        assert r["status"] == "active", r
+        self.images.append({"id": r["id"], "sha256": r["sha256"], "tag": tag})
+        return r
+
+    def verify(self) -> list:
+        """The images that do not download with their recorded checksum ([] = nothing lost)."""
+        r = self.lab.client_call("verify", url=self.lab.image_url(public=True), token=self.token,
+                                 images=[{"id": i["id"], "sha256": i["sha256"]} for i in self.images])
+        tags = {i["id"]: i["tag"] for i in self.images}
+        return [dict(x, tag=tags[x["id"]]) for x in r["results"] if not x["ok"]]
+
+
+@pytest.fixture(scope="session")
+def ledger(lab, token):
+    return Ledger(lab, token)
+
+
+class Baseline:
+    """Where things were when a fault test started: the node that runs glance-api, the DC."""
+
+    def __init__(self, lab, status):
+        self.lab = lab
+        where = status["resources"].get(RESOURCE, [])
+        assert len(where) == 1, status
+        self.active = where[0]
+        self.n = lab.node_number(self.active)
+        self.dc = status["dc"]
+
+    def others(self):
+        return [n for n in self.lab.node_range if n != self.n]
+
+
+def glance_pid(lab, n):
+    """PID (in the node's pid namespace) of the glance-api the agent started on controller n."""
+    out = lab.exec(n, ["cat", PIDFILE], check=False).stdout.strip()
+    return int(out) if out.isdigit() else None
+
+
+def restore(lab):
+    """Bring the lab back to normal: every controller booted and connected, none in standby, the
+    services running, fencing off, glance-api's fail counts cleared, the cluster settled with one
+    copy of glance-api, the API answering through the VIP. Idempotent (cheap when nothing is wrong)."""
+    for name, running in lab.services_running().items():
+        if not running:
+            lab.service(name, "start")
+    for n in lab.live_nodes():
+        lab.heal(n)
+    if lab._fencer is not None:
+        lab.disable_fencing()
+    for n in lab.node_range:
+        if not lab.is_running(n):
+            lab.start(n, wait=False)
+    lab.wait_cluster(120)
+    for n in lab.node_range:
+        if lab.exec(n, ["pgrep", "-x", "pacemakerd"], check=False).returncode != 0:
+            start_pacemaker(lab, n)
+    lab.wait_cluster(120)
+    first = lab.live_nodes()[0]
+    for n in lab.node_range:
+        lab.exec(first, ["crm_standby", "-N", lab.node_name(n), "-v", "off"], check=False)
+    lab.exec(first, ["crm_resource", "--cleanup", "-r", RESOURCE], check=False)
+    lab.wait_settled(180)
+    wait_for("one copy of glance-api", lambda: len(lab.locate(RESOURCE)) == 1, 120)
+    token = lab.admin_token()
+    wait_for("the image API through the VIP",
+             lambda: lab.client_call("request", url=f"{lab.image_url(True)}/v2/images", token=token,
+                                     request_timeout=5)["status"] == 200, 120, 0.5)
+
+
+def start_pacemaker(lab, n):
+    """Start pacemakerd again on controller n (after `pacemakerd --shutdown`), as node-init does."""
+    cmd = ("PCMK_logfile=/var/log/pacemaker/pacemaker.log PCMK_logfacility=none "
+           "setsid -f pacemakerd </dev/null >/dev/null 2>&1")
+    lab.exec(n, ["sh", "-c", cmd])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.glha_call_failed = report.failed
+    return report
+
+
+@pytest.fixture
+def baseline(request, lab, first_apply):
+    """A restored lab before the test, and after it when it failed (so it does not spoil the next)."""
+    restore(lab)
+    yield Baseline(lab, lab.cluster_status())
+    if getattr(request.node, "glha_call_failed", True):
+        restore(lab)

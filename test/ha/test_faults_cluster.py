@@ -1,0 +1,225 @@
+"""Cluster faults on the lab (issue 6), each on a restored lab (the `baseline` fixture), each checking
+recovery and that no image was lost (the session's ledger: every image whose upload returned success
+downloads with the same sha256 after the fault).
+
+  - glance-api SIGKILLed on the active controller: restarted in place by the monitor, fail count +1
+  - the active controller crashes: both VIPs and glance-api move together; it returns, no fail-back
+  - standby of the active controller; clean stop of Pacemaker on it (corosync keeps running)
+  - partition of the active controller: the minority loses quorum and stops glance-api and its VIPs;
+    without fencing (the lab's default) no node the network can reach ever holds the VIP twice; with
+    the lab's fence agent on, no node at all holds it twice at any poll (the majority fences first)
+
+The lab runs without STONITH (doc/lab.md): a real site fences, which is what the last test shows.
+"""
+
+import threading
+import time
+
+from test.ha.conftest import PIDFILE, RESOURCE, glance_pid, start_pacemaker, wait_for
+
+API = "/v2/images"
+
+
+def api_back(lab, token, timeout=120):
+    r = lab.client_call("wait_http", url=lab.image_url(public=True) + API, token=token, timeout=timeout,
+                        interval=0.2)
+    assert r["status"] == 200, r
+    return r
+
+
+def holders(lab):
+    """{vip: [controllers whose eth0 carries it]} (read with `ip -n`, so a crashed node holds none)."""
+    m = lab.vip_map()
+    return {vip: sorted(n for n, addrs in m.items() if vip in addrs) for vip in (lab.vip_internal, lab.vip_public)}
+
+
+def assert_together_on(lab, node):
+    """Glance-api (Pacemaker's view and the processes) and both VIPs on `node` only."""
+    assert lab.locate(RESOURCE) == [node]
+    assert lab.glance_nodes() == [node]
+    assert holders(lab) == {lab.vip_internal: [node], lab.vip_public: [node]}
+
+
+def moved_from(lab, node, on=None):
+    """The controller glance-api runs on now, once it is not `node` any more (asked on `on`)."""
+    where = wait_for(f"{RESOURCE} off {node}",
+                     lambda: [x for x in lab.cluster_status(on)["resources"].get(RESOURCE, []) if x != node], 120)
+    return where[0]
+
+
+def test_glance_sigkill_is_restarted_in_place(lab, baseline, ledger, token):
+    ledger.add("before-sigkill")
+    node, n = baseline.active, baseline.n
+    pid = glance_pid(lab, n)
+    fails = lab.failcount(RESOURCE, node)
+    # SIGKILL the whole session the agent started (gunicorn master and workers)
+    lab.exec(n, ["sh", "-c", f'pkill -KILL -s "$(cat {PIDFILE})"'])
+    wait_for("glance-api gone", lambda: node not in lab.glance_nodes(), 30)
+    api_back(lab, token)
+    wait_for("the fail count to rise", lambda: lab.failcount(RESOURCE, node) > fails, 60)
+    lab.wait_settled(120)
+    assert lab.failcount(RESOURCE, node) == fails + 1
+    assert_together_on(lab, node)  # restarted in place, the VIPs never moved
+    assert glance_pid(lab, n) not in (None, pid)
+    assert ledger.verify() == []
+
+
+def test_crash_moves_vips_and_glance_together_without_failback(lab, baseline, ledger, token):
+    ledger.add("before-crash")
+    node, n = baseline.active, baseline.n
+    lab.crash(n)
+    api_back(lab, token)
+    survivor = baseline.others()[0]
+    new = moved_from(lab, node, survivor)
+    lab.wait_settled(120)
+    assert new != node
+    assert_together_on(lab, new)
+    assert ledger.verify() == []
+    ledger.add("after-crash")  # the new node writes to the same (shared) store
+
+    lab.start(n, wait=False)
+    lab.wait_cluster(120)
+    lab.wait_settled(120)
+    assert lab.cluster_status()["online"].count(node) == 1
+    assert_together_on(lab, new)  # stickiness: the returning node does not take it back
+    assert ledger.verify() == []
+
+
+def test_standby_of_the_active_node(lab, baseline, ledger, token):
+    ledger.add("before-standby")
+    node, n = baseline.active, baseline.n
+    lab.exec(n, ["crm_standby", "-N", node, "-v", "on"])
+    new = moved_from(lab, node)
+    lab.wait_settled(120)
+    api_back(lab, token)
+    assert_together_on(lab, new)
+    assert lab.exec(n, ["crm_standby", "-N", node, "-G", "-q"]).stdout.strip() == "on"
+    assert ledger.verify() == []
+
+    lab.exec(n, ["crm_standby", "-N", node, "-v", "off"])
+    lab.wait_settled(120)
+    assert_together_on(lab, new)
+    assert ledger.verify() == []
+
+
+def test_clean_stop_of_pacemaker_on_the_active_node(lab, baseline, ledger, token):
+    ledger.add("before-pacemaker-stop")
+    node, n = baseline.active, baseline.n
+    other = baseline.others()[0]
+    lab.exec(n, ["pacemakerd", "--shutdown"], timeout=120)
+    wait_for("pacemakerd gone", lambda: lab.exec(n, ["pgrep", "-x", "pacemakerd"], check=False).returncode != 0, 90)
+    new = moved_from(lab, node, other)
+    wait_for(f"{node} out of the cluster", lambda: node not in lab.cluster_status(other)["online"], 60)
+    lab.exec(other, ["crm_resource", "--wait", "--timeout=120s"], timeout=150)
+    api_back(lab, token)
+    # the node itself is still up: corosync runs, only Pacemaker (and what it ran) stopped
+    assert lab.exec(n, ["corosync-cfgtool", "-s"], check=False).returncode == 0
+    assert node not in lab.glance_nodes()
+    assert holders(lab) == {lab.vip_internal: [new], lab.vip_public: [new]}
+    assert ledger.verify() == []
+
+    start_pacemaker(lab, n)
+    lab.wait_cluster(120)
+    lab.wait_settled(120)
+    assert_together_on(lab, new)
+    assert ledger.verify() == []
+
+
+class VipWatch:
+    """Samples every controller's addresses every 100 ms in a thread: [(time.monotonic(), holders)]."""
+
+    def __init__(self, lab):
+        self.lab, self.samples, self._stop = lab, [], threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            t = time.monotonic()
+            self.samples.append((t, holders(self.lab)))
+            self._stop.wait(max(0.0, 0.1 - (time.monotonic() - t)))
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(10)
+
+    def changes(self, t0):
+        out, last = [], None
+        for t, h in self.samples:
+            if h != last:
+                out.append((round(t - t0, 2), h))
+                last = h
+        return out
+
+
+def partition(lab, baseline, token, fencing):
+    node, n = baseline.active, baseline.n
+    other = baseline.others()[0]
+    with VipWatch(lab) as watch:
+        time.sleep(0.5)  # a few samples of the normal state first
+        t0 = time.monotonic()
+        lab.isolate(n)
+        t_cut = time.monotonic()
+        new = moved_from(lab, node, other)
+        api_back(lab, token)
+        if fencing:
+            wait_for(f"{node} fenced", lambda: any(f == node for f, _ in lab.fenced), 60)
+        else:
+            # the minority: no quorum, stops glance-api and then both VIPs
+            wait_for(f"{node} without quorum",
+                     lambda: "partition WITHOUT quorum" in lab.exec(n, ["crm_mon", "-1"], check=False).stdout, 60)
+            wait_for(f"{node} stopped glance-api and its VIPs",
+                     lambda: node not in lab.glance_nodes() and not any(node in h for h in holders(lab).values()), 90)
+        lab.exec(other, ["crm_resource", "--wait", "--timeout=120s"], timeout=150)
+        time.sleep(0.5)
+    print(f"partition of {node} (fencing {'on' if fencing else 'off'}), VIP holders over time:",
+          watch.changes(t0))
+    assert watch.samples and watch.samples[-1][0] > t_cut
+    return node, n, new, watch, t_cut
+
+
+def test_partition_minority_stops_glance_and_its_vips(lab, baseline, ledger, token):
+    ledger.add("before-partition")
+    node, n, new, watch, t_cut = partition(lab, baseline, token, fencing=False)
+    assert new != node
+    for t, h in watch.samples:
+        for vip, nodes in h.items():
+            # a node cut off the network (its bridge port down from t_cut on) cannot answer for the VIP
+            reachable = [x for x in nodes if not (x == node and t > t_cut)]
+            assert len(reachable) <= 1, (round(t - t_cut, 2), vip, nodes)
+    # in the end: the minority holds nothing, the majority exactly one copy with both VIPs
+    assert holders(lab) == {lab.vip_internal: [new], lab.vip_public: [new]}
+    assert lab.glance_nodes() == [new]
+    assert ledger.verify() == []
+
+    lab.heal(n)
+    lab.wait_cluster(120)
+    lab.wait_settled(120)
+    assert_together_on(lab, new)
+    assert ledger.verify() == []
+
+
+def test_partition_with_fencing_never_two_vip_holders(lab, baseline, ledger, token):
+    """With STONITH on (the lab's fence agent), the majority powers the isolated node off before it
+    takes the VIPs over: at every poll, counting the cut-off node too, at most one node holds a VIP."""
+    ledger.add("before-partition-fenced")
+    lab.enable_fencing()
+    lab.wait_settled(120)
+    node, n, new, watch, _ = partition(lab, baseline, token, fencing=True)
+    assert new != node
+    for t, h in watch.samples:
+        for vip, nodes in h.items():
+            assert len(nodes) <= 1, (round(t - watch.samples[0][0], 2), vip, nodes)
+    assert not lab.is_running(n)  # powered off by the fence agent
+    assert_together_on(lab, new)
+    assert ledger.verify() == []
+
+    lab.disable_fencing()
+    lab.start(n, wait=False)
+    lab.wait_cluster(120)
+    lab.wait_settled(120)
+    assert_together_on(lab, new)
+    assert ledger.verify() == []
