@@ -11,8 +11,9 @@ the controller that runs glance-api:
 
 Downtime of one trial = from the start of the first failed request to the end of the earliest
 successful request started after it (0 when no request failed). A kill is injected at a random
-point of the monitor period (uniform), so its downtime samples the whole detection delay. Between trials the lab is restored
-(fail count cleaned up, node started again / back online / healed) and `crm_resource --wait` settles.
+point of the monitor period (uniform), so its downtime samples the whole detection delay. Between
+trials the lab is restored (fail count cleaned up, node started again / back online / healed) and
+`crm_resource --wait` settles.
 
 Two configurations run side by side in the same invocation, each on a fresh lab:
   recommended  corosync token 1000 ms, glance monitor interval 10 s (timeout 30 s)
@@ -197,8 +198,8 @@ def run_config(name: str, cfg: dict, faults, trials: int, log) -> dict:
         bench = Bench(lab, log, float(cfg["monitor"]["interval"].rstrip("s")))
         bench.settle()
         bench.token = lab.admin_token()
-        runtime = lab.exec(1, ["corosync-cmapctl", "-g", "runtime.config.totem.token"]).stdout.split()[-1]
-        consensus = lab.exec(1, ["corosync-cmapctl", "-g", "runtime.config.totem.consensus"]).stdout.split()[-1]
+        runtime, consensus = (lab.exec(1, ["corosync-cmapctl", "-g", f"runtime.config.totem.{k}"])
+                              .stdout.split()[-1] for k in ("token", "consensus"))
         out["runtime"] = {"token_ms": int(runtime), "consensus_ms": int(consensus)}
         log(f"[{name}] lab up + apply in {time.monotonic() - t:.0f} s; corosync token {runtime} ms, "
             f"consensus {consensus} ms; monitor {cfg['monitor']}")
@@ -206,8 +207,8 @@ def run_config(name: str, cfg: dict, faults, trials: int, log) -> dict:
             for i in range(trials):
                 r = bench.trial(fault)
                 out["trials"][fault].append(r)
-                log(f"[{name}] {fault} #{i + 1}: {r['seconds']:.2f} s ({r['failed_requests']} failed requests, "
-                    f"{r['node']}{', the DC' if r['dc_hit'] else ''})")
+                log(f"[{name}] {fault} #{i + 1}: {r['seconds']:.2f} s ({r['failed_requests']} failed "
+                    f"requests, {r['node']}{', the DC' if r['dc_hit'] else ''})")
     finally:
         lab.down()
         shutil.rmtree(run_dir, ignore_errors=True)

@@ -124,7 +124,8 @@ def create(r):
                             body=json.dumps(meta).encode(), headers={"Content-Type": "application/json"},
                             timeout=r.get("request_timeout", 300))
     body = json.loads(data) if status == 201 else {}
-    return {"id": body.get("id"), "status": body.get("status"), "http": status, "seconds": time.monotonic() - t}
+    return {"id": body.get("id"), "status": body.get("status"), "http": status,
+            "seconds": time.monotonic() - t}
 
 
 def verify(r):

@@ -21,9 +21,6 @@ glance_ha:
       - {{ run.svc }}
     user: {{ run.rabbit_user }}
     password: {{ run.rabbit_password | json }}
-    # Proposed formula default (issue 6, doc/ha.md): notifications are best effort; a stopped broker
-    # then costs nothing per request instead of ~8 s per notification with retry 2.
-    retry: 0
   keystone:
     auth_url: http://{{ run.svc }}:5000/v3
     region: RegionOne
@@ -43,14 +40,6 @@ glance_ha:
       interval: 10s
       timeout: 30s
   config:
-    # Proposed formula defaults (issue 6, doc/ha.md): bound what a hung RabbitMQ, Keystone or MariaDB
-    # costs an API request (without them each of these hangs a request for minutes or forever).
-    oslo_messaging_rabbit:
-      heartbeat_timeout_threshold: 5
-    keystone_authtoken:
-      http_connect_timeout: 5
-    database:
-      connection_parameters: connect_timeout=5&read_timeout=30&write_timeout=30
     paste_deploy:
       # glance 33's own paste pipeline (the distribution's /etc/glance/glance-api-paste.ini is glance 25's)
       config_file: {{ run.venv_os }}/etc/glance/glance-api-paste.ini

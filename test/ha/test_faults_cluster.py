@@ -30,7 +30,8 @@ def api_back(lab, token, timeout=120):
 def holders(lab):
     """{vip: [controllers whose eth0 carries it]} (read with `ip -n`, so a crashed node holds none)."""
     m = lab.vip_map()
-    return {vip: sorted(n for n, addrs in m.items() if vip in addrs) for vip in (lab.vip_internal, lab.vip_public)}
+    return {vip: sorted(n for n, addrs in m.items() if vip in addrs)
+            for vip in (lab.vip_internal, lab.vip_public)}
 
 
 def assert_together_on(lab, node):
@@ -42,8 +43,8 @@ def assert_together_on(lab, node):
 
 def moved_from(lab, node, on=None):
     """The controller glance-api runs on now, once it is not `node` any more (asked on `on`)."""
-    where = wait_for(f"{RESOURCE} off {node}",
-                     lambda: [x for x in lab.cluster_status(on)["resources"].get(RESOURCE, []) if x != node], 120)
+    where = wait_for(f"{RESOURCE} off {node}", lambda: [
+        x for x in lab.cluster_status(on)["resources"].get(RESOURCE, []) if x != node], 120)
     return where[0]
 
 
@@ -107,7 +108,8 @@ def test_clean_stop_of_pacemaker_on_the_active_node(lab, baseline, ledger, token
     node, n = baseline.active, baseline.n
     other = baseline.others()[0]
     lab.exec(n, ["pacemakerd", "--shutdown"], timeout=120)
-    wait_for("pacemakerd gone", lambda: lab.exec(n, ["pgrep", "-x", "pacemakerd"], check=False).returncode != 0, 90)
+    wait_for("pacemakerd gone",
+             lambda: lab.exec(n, ["pgrep", "-x", "pacemakerd"], check=False).returncode != 0, 90)
     new = moved_from(lab, node, other)
     wait_for(f"{node} out of the cluster", lambda: node not in lab.cluster_status(other)["online"], 60)
     lab.exec(other, ["crm_resource", "--wait", "--timeout=120s"], timeout=150)
@@ -169,10 +171,10 @@ def partition(lab, baseline, token, fencing):
             wait_for(f"{node} fenced", lambda: any(f == node for f, _ in lab.fenced), 60)
         else:
             # the minority: no quorum, stops glance-api and then both VIPs
-            wait_for(f"{node} without quorum",
-                     lambda: "partition WITHOUT quorum" in lab.exec(n, ["crm_mon", "-1"], check=False).stdout, 60)
-            wait_for(f"{node} stopped glance-api and its VIPs",
-                     lambda: node not in lab.glance_nodes() and not any(node in h for h in holders(lab).values()), 90)
+            wait_for(f"{node} without quorum", lambda: "partition WITHOUT quorum" in lab.exec(
+                n, ["crm_mon", "-1"], check=False).stdout, 60)
+            wait_for(f"{node} stopped glance-api and its VIPs", lambda: node not in lab.glance_nodes()
+                     and not any(node in h for h in holders(lab).values()), 90)
         lab.exec(other, ["crm_resource", "--wait", "--timeout=120s"], timeout=150)
         time.sleep(0.5)
     print(f"partition of {node} (fencing {'on' if fencing else 'off'}), VIP holders over time:",

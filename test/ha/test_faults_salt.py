@@ -26,8 +26,8 @@ def cib(lab, n=None):
 
 def meta(root, rsc, name):
     prim = root.find(f".//primitive[@id='{rsc}']")
-    return next((nv.get("value") for nv in prim.iterfind("./meta_attributes/nvpair") if nv.get("name") == name),
-                None)
+    return next((nv.get("value") for nv in prim.iterfind("./meta_attributes/nvpair")
+                 if nv.get("name") == name), None)
 
 
 def catalog(lab, token):
@@ -47,9 +47,10 @@ def drift(lab, token):
     lab.exec(n, ["cibadmin", "--delete", "--xml-text", f'<rsc_colocation id="{PUB_COLOCATION}"/>'])
     r = lab.client_call("request", url=f"{lab.auth_url}/services?type=image", token=token)
     sid = r["body"]["services"][0]["id"]
-    r = lab.client_call("request", url=f"{lab.auth_url}/endpoints?service_id={sid}&interface=internal", token=token)
+    url = f"{lab.auth_url}/endpoints"
+    r = lab.client_call("request", url=f"{url}?service_id={sid}&interface=internal", token=token)
     for ep in r["body"]["endpoints"]:
-        d = lab.client_call("request", method="DELETE", url=f"{lab.auth_url}/endpoints/{ep['id']}", token=token)
+        d = lab.client_call("request", method="DELETE", url=f"{url}/{ep['id']}", token=token)
         assert d["status"] == 204, d
     root = cib(lab)
     assert meta(root, RESOURCE, "migration-threshold") == "7"
@@ -95,8 +96,8 @@ def summary(data):
 
 
 def changed(data):
-    return {m: sorted(s.get("__id__") for s in r.values() if s.get("changes")) if isinstance(r, dict) else [str(r)]
-            for m, r in data.items()}
+    return {m: sorted(s.get("__id__") for s in r.values() if s.get("changes"))
+            if isinstance(r, dict) else [str(r)] for m, r in data.items()}
 
 
 def apply_all(lab, timeout=300):
