@@ -134,6 +134,7 @@ def salt_caller(tmp, pillar):
     conf = {"id": "bench-minion", "root_dir": str(tmp / "salt"), "file_client": "local",
             "file_roots": {"base": [str(tmp / "states")]}, "pillar_roots": {"base": [str(tmp / "pillar")]},
             "module_dirs": [str(ROOT / "_modules")], "states_dirs": [str(ROOT / "_states")],
+            "utils_dirs": [str(ROOT / "_utils")],
             "log_level": "quiet", "log_file": str(tmp / "minion.log")}
     (tmp / "minion").write_text(yaml.safe_dump(conf))
     return salt.client.Caller(mopts=salt.config.minion_config(str(tmp / "minion")))

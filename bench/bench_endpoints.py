@@ -73,6 +73,7 @@ def minion_dir(tmp, keystone, proxy):
     conf = {"id": "bench-minion", "root_dir": str(tmp), "file_client": "local",
             "file_roots": {"base": [str(ROOT)]}, "pillar_roots": {"base": [str(tmp / "pillar")]},
             "module_dirs": [str(ROOT / "_modules")], "states_dirs": [str(ROOT / "_states")],
+            "utils_dirs": [str(ROOT / "_utils")],
             "log_file": str(tmp / "minion.log"), "log_level_logfile": "warning"}
     (tmp / "minion").write_text(yaml.safe_dump(conf))
     return tmp

@@ -471,7 +471,7 @@ class Lab:
         # every file-list refresh, because ignored directories are still descended into.
         states = self.run_dir / "states"
         states.mkdir()
-        for name in ("glance_ha", "_modules", "_states"):
+        for name in ("glance_ha", "_modules", "_states", "_utils"):
             (states / name).symlink_to(REPO / name)
         (states / "top.sls").write_text("base:\n  'ctl*':\n    - glance_ha\n")
         (states / "lab_empty.sls").write_text("# intentionally empty: the baseline of bench/bench_lab.py\n")
@@ -969,7 +969,8 @@ class Lab:
         bindir = self.run_dir / "fence-bin"
         probe = self.exec(n, ["test", "-x", "/usr/sbin/fence_lab"], check=False)
         if probe.returncode != 0:
-            self.exec(n, ["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={bindir}:/usr/sbin", "/usr/sbin"])
+            self.exec(n, ["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={bindir}:/usr/sbin",
+                          "/usr/sbin"])
 
     def enable_fencing(self, device: str = "st_lab") -> None:
         """Turn STONITH on with the lab's fence agent (see FENCE_AGENT): a watcher thread of this
@@ -997,13 +998,17 @@ class Lab:
                f'<op id="{device}-monitor-60s" name="monitor" interval="60s" timeout="20s"/>'
                f'</operations></primitive>')
         n = self.live_nodes()[0]
-        if self.exec(n, ["cibadmin", "-Q", "--xpath", f"//primitive[@id='{device}']"], check=False).returncode:
+        if self.exec(n, ["cibadmin", "-Q", "--xpath", f"//primitive[@id='{device}']"],
+                     check=False).returncode:
             self.exec(n, ["cibadmin", "--create", "-o", "resources", "--xml-text", xml])
-        self.exec(n, ["crm_attribute", "--type", "crm_config", "--name", "stonith-enabled", "--update", "true"])
+        self._stonith_enabled(n, "true")
+
+    def _stonith_enabled(self, n: int, value: str) -> None:
+        self.exec(n, ["crm_attribute", "--type", "crm_config", "--name", "stonith-enabled", "--update", value])
 
     def disable_fencing(self, device: str = "st_lab") -> None:
         n = self.live_nodes()[0]
-        self.exec(n, ["crm_attribute", "--type", "crm_config", "--name", "stonith-enabled", "--update", "false"])
+        self._stonith_enabled(n, "false")
         self.exec(n, ["cibadmin", "--delete", "--xml-text", f'<primitive id="{device}"/>'], check=False)
         self._fencer_stop.set()
         if self._fencer is not None:

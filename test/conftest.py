@@ -41,7 +41,7 @@ def state_tree(tmp_path_factory):
     """A file_roots directory holding only the formula (symlinks into the checkout): pointing
     file_roots at the checkout itself makes the fileserver walk both venvs on every run."""
     tree = tmp_path_factory.mktemp("state-tree")
-    for name in ("glance_ha", "_modules", "_states"):
+    for name in ("glance_ha", "_modules", "_states", "_utils"):
         (tree / name).symlink_to(FORMULA_ROOT / name)
     return tree
 

@@ -25,6 +25,7 @@ def minion_config(root, minion_id, state_tree, formula_root):
             # reset_state() rmtree's the cachedir (extmods), so load from the checkout:
             "module_dirs": [str(formula_root / "_modules")],
             "states_dirs": [str(formula_root / "_states")],
+            "utils_dirs": [str(formula_root / "_utils")],
             "log_file": str(root / "minion.log"), "log_level_logfile": "debug"}
     (root / "minion").write_text(yaml.safe_dump(conf))
     return salt.config.minion_config(str(root / "minion"))

@@ -245,7 +245,8 @@ def loaders(tmp_path_factory, node):
     root = tmp_path_factory.mktemp("crmlive-minion")
     conf = {"id": "node1-minion", "root_dir": str(root), "file_client": "local",
             "file_roots": {"base": [str(root / "states")]}, "pillar_roots": {"base": [str(root / "pillar")]},
-            "module_dirs": [os.path.join(FORMULA, "_modules")], "states_dirs": [os.path.join(FORMULA, "_states")]}
+            "module_dirs": [os.path.join(FORMULA, "_modules")], "states_dirs": [os.path.join(FORMULA, "_states")],
+            "utils_dirs": [os.path.join(FORMULA, "_utils")]}
     (root / "minion").write_text(yaml.safe_dump(conf))
     return Loaders(salt.config.minion_config(str(root / "minion")))
 
