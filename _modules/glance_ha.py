@@ -46,7 +46,8 @@ def _rules():
     """The value rules pillar validation applies (see _utils/glance_ha_settings.py)."""
     return {"interval_ms": _parse_interval_ms,
             "is_id": lambda value: bool(PCMK_ID_RE.match(value)),
-            "auth_url_problem": __utils__["glance_ha_settings.auth_url_problem"]}
+            "auth_url_problem": __utils__["glance_ha_settings.auth_url_problem"],
+            "is_secret": __utils__["glance_ha_secrets.is_secret"]}
 
 
 def settings(defaults, osfamilymap=None, pillar=None, scope="all"):

@@ -7,8 +7,8 @@ completed (:func:`derive`: the VIP addresses and netmasks, the endpoint URLs, an
 sections of glance-api.conf with values escaped for oslo.config).
 
 No Salt dunders, no I/O. The Pacemaker value rules (intervals, ids) and the Keystone URL rule are
-handed in by the caller as ``rules``: ``{"interval_ms": f(value) -> int|None, "is_id": f(str) ->
-bool, "auth_url_problem": f(url) -> str|None}``. Loaded by Salt as
+handed in by the caller as ``rules``, as is the secrets rule: ``{"interval_ms": f(value) -> int|None,
+"is_id": f(str) -> bool, "auth_url_problem": f(url) -> str|None, "is_secret": f(name) -> bool}``. Loaded by Salt as
 ``__utils__['glance_ha_settings.<function>']`` and importable as a plain module by tests.
 """
 
@@ -331,7 +331,7 @@ def _validate_cluster(cl, errors, rules):
         errors.append(f"glance_ha:cluster:agent_source: {source!r} must be a salt:// or https:// URL")
 
 
-def _validate_lookup(lookup, osfamilymap, merged, errors):
+def _validate_lookup(lookup, osfamilymap, merged, errors, rules):
     """glance_ha:lookup overrides OS data: its keys are those of osfamilymap.yaml."""
     if lookup is None:
         return
@@ -353,7 +353,7 @@ def _validate_lookup(lookup, osfamilymap, merged, errors):
         errors.append("glance_ha:lookup:agent_params: must be a mapping of agent parameters")
         return
     for name, value in params.items():
-        if "password" in str(name).lower():
+        if rules["is_secret"](name):
             errors.append(f"glance_ha:lookup:agent_params:{name}: credentials never go into the CIB; the"
                           " api monitor reads them from lookup:credentials_file (written from"
                           " keystone:service_user)")
@@ -529,7 +529,7 @@ def problems(defaults, osfamilymap, pillar, merged, rules, scope="all"):
         return ["glance_ha: must be a mapping"]
     if scope != "nova":
         errors = _validate(pillar, merged, defaults, rules)
-        _validate_lookup(pillar.get("lookup"), osfamilymap or {}, merged, errors)
+        _validate_lookup(pillar.get("lookup"), osfamilymap or {}, merged, errors, rules)
         return errors
     errors = []
     _unknown_keys(pillar, defaults, (), errors)

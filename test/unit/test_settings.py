@@ -160,6 +160,8 @@ def test_endpoints_derive_from_vips(settings, example_pillar):
     ({"lookup": {"config_file": "glance-api.conf"}}, "glance_ha:lookup:config_file", "absolute path"),
     ({"lookup": {"agent_params": {"os_password": "x"}}}, "glance_ha:lookup:agent_params:os_password",
      "never go into the CIB"),
+    ({"lookup": {"agent_params": {"api_token": "x"}}}, "glance_ha:lookup:agent_params:api_token",
+     "never go into the CIB"),
 ])
 def test_bad_pillar_names_the_key(settings, example_pillar, override, key, words):
     message = errors_of(settings, deep_merge(example_pillar["glance_ha"], override))
