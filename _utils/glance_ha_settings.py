@@ -27,6 +27,8 @@ FREE_FORM = {("config",), ("lookup",), ("cluster", "meta")}
 DB_DRIVERS = ("mysql+pymysql", "postgresql", "postgresql+psycopg2")
 NOTIFY_DRIVERS = ("messagingv2", "messaging", "noop", "log")
 MONITOR_LEVELS = ("process", "http", "api")
+# Keystone's endpoint interfaces, as pillar glance_ha:endpoints names them.
+INTERFACES = ("public", "internal", "admin")
 STORE_BACKENDS = ("file", "rbd", "swift", "cinder", "http", "s3")
 # The seed's glance-api.conf options and what replaces them.
 LEGACY_OPTIONS = {
@@ -132,9 +134,7 @@ def _validate(pillar, merged, schema, rules):
     _validate_keystone(cfg, errors, rules)
     _validate_store(cfg.get("store", {}), errors)
     _validate_cluster(cfg.get("cluster", {}), errors, rules)
-    for iface in ("public", "internal", "admin"):
-        _check_url(cfg.get("endpoints", {}).get(iface), f"glance_ha:endpoints:{iface}", errors,
-                   required=False)
+    _validate_endpoint_urls(cfg.get("endpoints", {}), errors)
     if not isinstance(cfg.get("endpoints", {}).get("manage"), bool):
         errors.append("glance_ha:endpoints:manage: must be true or false")
     nova_conf = cfg.get("nova", {}).get("config")
@@ -142,6 +142,11 @@ def _validate(pillar, merged, schema, rules):
         errors.append(f"glance_ha:nova:config: {nova_conf!r} is not an absolute path")
     _validate_config_overrides(cfg.get("config"), errors)
     return errors
+
+
+def _validate_endpoint_urls(endpoints, errors):
+    for iface in INTERFACES:
+        _check_url(endpoints.get(iface), f"glance_ha:endpoints:{iface}", errors, required=False)
 
 
 def _control_chars(node, path, errors):
@@ -536,9 +541,7 @@ def problems(defaults, osfamilymap, pillar, merged, rules, scope="all"):
     if not errors:
         _validate_vip(merged["vip"], errors)
         _validate_api(merged["api"], errors)
-        for iface in ("public", "internal", "admin"):
-            _check_url(merged["endpoints"].get(iface), f"glance_ha:endpoints:{iface}", errors,
-                       required=False)
+        _validate_endpoint_urls(merged["endpoints"], errors)
     return errors
 
 
