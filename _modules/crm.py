@@ -378,8 +378,9 @@ def wait(timeout=120):
 # ------------------------------------------------------------------------------- the transaction
 def diff(objects, secret_params=None, agent_sources=None):
     """
-    What :py:func:`apply` would change for ``objects`` (same arguments), written nowhere:
-    ``{'result': True|None|False, 'changes': {object id: diff}, 'comment': str}``.
+    What :py:func:`apply` would change for ``objects`` (same arguments), on any node (writer or
+    not), written nowhere: ``{'result': True|None|False, 'changes': {object id: diff}, 'comment':
+    str}`` (result None when something would change).
 
     CLI Example:
 
@@ -387,7 +388,7 @@ def diff(objects, secret_params=None, agent_sources=None):
 
         salt '*' crm.diff '[{primitive: p_vip, agent: "ocf:heartbeat:IPaddr2", params: {ip: 198.51.100.10}}]'
     """
-    return apply(objects, test=True, writer="", secret_params=secret_params, agent_sources=agent_sources)
+    return _apply(objects, True, None, secret_params, agent_sources)
 
 
 def apply(objects, test=False, writer="", secret_params=None, agent_sources=None):
@@ -418,6 +419,11 @@ def apply(objects, test=False, writer="", secret_params=None, agent_sources=None
 
         salt '*' crm.apply '[{property: options, properties: {stonith-enabled: false}}]' test=True
     """
+    return _apply(objects, test, writer, secret_params, agent_sources)
+
+
+def _apply(objects, test, writer, secret_params, agent_sources):
+    """:py:func:`apply`; ``writer`` None: report as the writer would, whoever this node is."""
     extra = _secret_names(secret_params)
     if not isinstance(objects, list):
         return _ret(False, "Nothing written: objects must be a list of {<type>: <id>, ...}")
@@ -444,7 +450,7 @@ def apply(objects, test=False, writer="", secret_params=None, agent_sources=None
     staged = ", ".join(txn.order)
     details = "; ".join(f"{obj_id} {line}" for obj_id in txn.order
                         for line in __utils__["pcmk_cib.summary"](txn.changes[obj_id]))
-    status = writer_status(writer)
+    status = {"writer": True} if writer is None else writer_status(writer)
     if not status["writer"]:
         return _ret(True, f"Not the writer ({status['reason']}): nothing written from this node."
                           f" Differs from the declaration: {details}")

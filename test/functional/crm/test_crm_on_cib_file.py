@@ -399,3 +399,25 @@ def test_single_state_without_commit_writes_itself(states, cib):
     ret = states.crm.primitive_present(name="p_one", agent="ocf:heartbeat:Dummy",
                                        ops=[{"name": "monitor", "interval": "20s"}])
     assert ret.result is True and ret.changes == {}
+
+
+def test_operator_views_mask_secret_parameters(modules, cib):
+    """crm.query, crm.get, crm.show and crm.diff mask by THE secrets rule (api_token, secret_key,
+    *_password) plus secret_params; the values are really in the CIB."""
+    run("cibadmin", "--create", "--scope", "resources", "--xml-text",
+        '<primitive id="p_tok" class="ocf" provider="heartbeat" type="Dummy"><instance_attributes id="p_tok-ia">'
+        '<nvpair id="p_tok-1" name="api_token" value="tok-5150"/><nvpair id="p_tok-2" name="secret_key" value="key-5150"/>'
+        '<nvpair id="p_tok-3" name="db_password" value="pw-5150"/><nvpair id="p_tok-4" name="state" value="st-5150"/>'
+        '</instance_attributes></primitive>')
+    assert "tok-5150" in cib.xml()
+    views = [modules.crm.query(secret_params=["state"]), modules.crm.get("p_tok", secret_params=["state"]),
+             modules.crm.show(secret_params=["state"]),
+             modules.crm.diff([{"primitive": "p_tok", "agent": "ocf:heartbeat:Dummy",
+                                "params": {"state": "st-6160"}}], secret_params=["state"])]
+    text = repr(views)
+    for value in ("tok-5150", "key-5150", "pw-5150", "st-5150", "st-6160"):
+        assert value not in text, value
+    assert views[1]["params"] == {"api_token": "********", "secret_key": "********", "db_password": "********",
+                                  "state": "********"}
+    assert views[3]["result"] is None and views[3]["changes"]["p_tok"]["params"]["api_token"] == {
+        "old": "********", "new": None}
