@@ -1,9 +1,11 @@
 """_utils/pcmk_stage.py: one CIB transaction in memory: declarations, staging in place, validation
 against agent meta-data that is handed in, masking (pure; no Salt dunders set, no process started)."""
 
+import ast
+
 import pytest
 
-from test.modload import load
+from test.modload import ROOT, load
 
 stage = load("_utils/pcmk_stage.py")
 cib = stage.cib
@@ -217,3 +219,18 @@ def test_declared_twice_differently_is_refused():
     txn.stage("primitive", "p_vip", **VIP)
     with pytest.raises(stage.PcmkError, match="declared twice"):
         txn.stage("primitive", "p_vip", **dict(VIP, params={"ip": "198.51.100.99"}))
+
+
+def test_the_cib_library_is_pure():
+    # No Salt dunders, no process, no Salt: everything it needs is handed in (doc/crm.md, Layers).
+    for name in ("pcmk_values", "pcmk_cib", "pcmk_stage"):
+        tree = ast.parse((ROOT / "_utils" / f"{name}.py").read_text(encoding="utf-8"))
+        names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module.split(".")[0])
+        assert not {n for n in names if n.startswith("__") and n.endswith("__")} - {"__file__", "__name__"}, name
+        assert not imported & {"subprocess", "salt"}, name
