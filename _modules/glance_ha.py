@@ -35,9 +35,6 @@ SECRET_OPTION_RE = re.compile(
     r"^(?P<head>[-+ ]?\s*(?P<name>[A-Za-z0-9_.-]*(?:password|passwd|secret|token|_key)[A-Za-z0-9_.-]*)"
     r"\s*[=:]\s*)(?P<value>\S.*)$", re.IGNORECASE)
 URL_USERINFO_RE = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*(?=@)", re.IGNORECASE)
-INTERVAL_RE = re.compile(r"^(\d+)(ms|msec|us|usec|s|sec|m|min|h|hr)?$")
-ISO_INTERVAL_RE = re.compile(r"^PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?$")
-PCMK_ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 NIC_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
 HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 SECTION_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
@@ -96,18 +93,8 @@ def _key(path):
 
 
 def _parse_interval_ms(value):
-    """Pacemaker interval ('30s', '1min', 500ms', '10', ISO 8601 'PT30S') -> milliseconds, or None."""
-    iso = ISO_INTERVAL_RE.match(str(value).strip().upper())
-    if iso and any(iso.groups()):
-        hours, minutes, seconds = (int(g or 0) for g in iso.groups())
-        return ((hours * 60 + minutes) * 60 + seconds) * 1000
-    match = INTERVAL_RE.match(str(value).strip())
-    if not match:
-        return None
-    number, unit = int(match.group(1)), match.group(2) or "s"
-    factor = {"ms": 1, "msec": 1, "us": 0.001, "usec": 0.001, "s": 1000, "sec": 1000,
-              "m": 60000, "min": 60000, "h": 3600000, "hr": 3600000}[unit]
-    return number * factor
+    """Milliseconds of a Pacemaker duration, or None: the one parser, shared with the crm modules."""
+    return __utils__["pcmk_values.parse_duration_ms"](value)
 
 
 def _ip_with_prefix(value):
@@ -341,7 +328,7 @@ def _validate_cluster(cl, errors):
     ids = [("resource", cl.get("resource"))]
     ids += [(f"vip_resources:{k}", v) for k, v in (cl.get("vip_resources") or {}).items()]
     for key, value in ids:
-        if not isinstance(value, str) or not PCMK_ID_RE.match(value):
+        if not __utils__["pcmk_values.is_id"](value):
             errors.append(f"glance_ha:cluster:{key}: {value!r} is not a valid Pacemaker id")
     names = [v for _k, v in ids]
     if len(set(names)) != len(names):
