@@ -12,40 +12,19 @@ and what an operator can call must not put one in the job cache. The files that 
 state and never returned. The merging and validation code is ``_utils/glance_ha_settings.py``.
 """
 
-import re
-
 from salt.exceptions import SaltInvocationError
 
 __virtualname__ = "glance_ha"
-
-INTERVAL_RE = re.compile(r"^(\d+)(ms|msec|us|usec|s|sec|m|min|h|hr)?$")
-ISO_INTERVAL_RE = re.compile(r"^PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?$")
-PCMK_ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 
 def __virtual__():
     return __virtualname__
 
 
-def _parse_interval_ms(value):
-    """Pacemaker interval ('30s', '1min', 500ms', '10', ISO 8601 'PT30S') -> milliseconds, or None."""
-    iso = ISO_INTERVAL_RE.match(str(value).strip().upper())
-    if iso and any(iso.groups()):
-        hours, minutes, seconds = (int(g or 0) for g in iso.groups())
-        return ((hours * 60 + minutes) * 60 + seconds) * 1000
-    match = INTERVAL_RE.match(str(value).strip())
-    if not match:
-        return None
-    number, unit = int(match.group(1)), match.group(2) or "s"
-    factor = {"ms": 1, "msec": 1, "us": 0.001, "usec": 0.001, "s": 1000, "sec": 1000,
-              "m": 60000, "min": 60000, "h": 3600000, "hr": 3600000}[unit]
-    return number * factor
-
-
 def _rules():
     """The value rules pillar validation applies (see _utils/glance_ha_settings.py)."""
-    return {"interval_ms": _parse_interval_ms,
-            "is_id": lambda value: bool(PCMK_ID_RE.match(value)),
+    return {"interval_ms": __utils__["pcmk_values.parse_duration_ms"],
+            "is_id": __utils__["pcmk_values.is_id"],
             "auth_url_problem": __utils__["glance_ha_settings.auth_url_problem"],
             "is_secret": __utils__["glance_ha_secrets.is_secret"]}
 
