@@ -294,7 +294,7 @@ def test_ini_set_appends_missing_section(ini):
 @pytest.mark.parametrize("value, millis", [("30s", 30000), ("1min", 60000), ("500ms", 500), ("10", 10000),
                                            ("2h", 7200000), ("30x", None), ("", None), ("-1s", None)])
 def test_parse_interval(mod, value, millis):
-    assert mod._parse_interval_ms(value) == millis
+    assert mod._rules()["interval_ms"](value) == millis
 
 
 def test_ini_remove_touches_nothing_else(ini):
