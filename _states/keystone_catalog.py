@@ -44,18 +44,14 @@ Rules:
     at most 20 s per request), then the state fails with an error naming the URL, before any write.
 """
 
-import logging
-
 from salt.exceptions import CommandExecutionError, SaltInvocationError
-
-log = logging.getLogger(__name__)
 
 __virtualname__ = "keystone_catalog"
 
 CACHE = "keystone_catalog.state.services"
 # Endpoint ids deleted in this run (with test=True: that would be deleted), for service_absent.
 DELETED = "keystone_catalog.state.deleted"
-PACEMAKER_BINARIES = ("pacemakerd", "crmadmin", "cibadmin")
+_PACEMAKER_BINARIES = ("pacemakerd", "crmadmin", "cibadmin")
 
 
 def __virtual__():
@@ -98,7 +94,7 @@ def _writer(writer):
         if writer == __opts__.get("id"):
             return True, ""
         return False, f"Not the writer ({writer} writes the Keystone catalog); nothing done here."
-    found = [b for b in PACEMAKER_BINARIES if __salt__["cmd.has_exec"](b)]
+    found = [b for b in _PACEMAKER_BINARIES if __salt__["cmd.has_exec"](b)]
     if found:
         return None, ("writer '' means the Pacemaker DC, but the crm module is not loaded although "
                       f"Pacemaker is installed ({', '.join(found)}): fix the crm module, or set the writer "

@@ -101,7 +101,7 @@ def test_auth_key_hashes_the_password(mod):
     assert key != mod._auth_key(dict(base, username="other"))
     assert key == mod._auth_key(dict(base, region="RegionTwo"))      # the region is not a credential
     # keyed by a random secret of the run: the same credentials give another id in another run
-    assert key != _load().__dict__["_auth_key"](dict(base))
+    assert key != _load()._auth_key(dict(base))
 
 
 def test_stated_bound_fits_20_seconds(mod):
