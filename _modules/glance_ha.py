@@ -25,7 +25,8 @@ def _rules():
     """The value rules pillar validation applies (see _utils/glance_ha_settings.py)."""
     return {"interval_ms": __utils__["pcmk_values.parse_duration_ms"],
             "is_id": __utils__["pcmk_values.is_id"],
-            "auth_url_problem": __utils__["glance_ha_settings.auth_url_problem"],
+            "auth_url_problem": __utils__["glance_ha_keystone.auth_url_problem"],
+            "interfaces": __utils__["glance_ha_keystone.interfaces"](),
             "is_secret": __utils__["glance_ha_secrets.is_secret"]}
 
 
