@@ -26,6 +26,7 @@ def _rules():
     return {"interval_ms": __utils__["pcmk_values.parse_duration_ms"],
             "is_id": __utils__["pcmk_values.is_id"],
             "auth_url_problem": __utils__["glance_ha_keystone.auth_url_problem"],
+            "roles_problem": __utils__["glance_ha_keystone.roles_problem"],
             "interfaces": __utils__["glance_ha_keystone.interfaces"](),
             "is_secret": __utils__["glance_ha_secrets.is_secret"]}
 
