@@ -188,12 +188,12 @@ class _Conn:
         response are then not logged, and errors mask them)."""
         if secrets:
             try:
-                return self._call(method, path, body, params, ok, missing_ok, log=False)
+                return self._call(method, path, body, params, ok, missing_ok, log_http=False)
             except CommandExecutionError as exc:
                 raise CommandExecutionError(_mask(str(exc), secrets)) from None
-        return self._call(method, path, body, params, ok, missing_ok, log=True)
+        return self._call(method, path, body, params, ok, missing_ok, log_http=True)
 
-    def _call(self, method, path, body, params, ok, missing_ok, log):
+    def _call(self, method, path, body, params, ok, missing_ok, log_http):
         url = self.url + path
         start = time.monotonic()
         attempt, last = 0, None
@@ -212,7 +212,7 @@ class _Conn:
             self.session.timeout = (min(CONNECT_TIMEOUT, remaining), min(READ_TIMEOUT, remaining))
             try:
                 resp = self.session.request(url, method, json=body, params=params, raise_exc=False,
-                                            connect_retries=0, log=log)
+                                            connect_retries=0, log=log_http)
             except ksa_exc.Unauthorized:
                 raise self._error(
                     f"Keystone at {self.url} rejected the credentials of {self._where()} "
