@@ -36,11 +36,15 @@ def _api(method, path, connection_args, **kwargs):
     return __salt__["keystone_catalog.api"](method, path, **kwargs, **args)
 
 
-def _one(kind, found, what):
-    """The one match (dict) or None; an error naming the ids when Keystone holds several."""
+def _find(collection, connection_args, query, **match):
+    """The one object of ``collection`` matching ``match`` exactly (dict), or None; one GET with the
+    ``query`` parameters; an error naming the ids when Keystone holds several."""
+    found = [f for f in _api("GET", f"/{collection}", connection_args, params=query, collection=collection)
+             if all(f.get(k) == v for k, v in match.items())]
     if len(found) > 1:
         ids = ", ".join(sorted(f["id"] for f in found))
-        raise CommandExecutionError(f"keystone_identity: {len(found)} {kind} match {what} (ids {ids})")
+        what = " ".join(f"{k}={v!r}" for k, v in match.items())
+        raise CommandExecutionError(f"keystone_identity: {len(found)} {collection} match {what} (ids {ids})")
     return _clean(found[0]) if found else None
 
 
@@ -61,9 +65,7 @@ def domain_get(name, profile=None, **connection_args):
 
         salt '*' keystone_identity.domain_get Default profile=keystone_admin
     """
-    found = _api("GET", "/domains", dict(connection_args, profile=profile), params={"name": name},
-                 collection="domains")
-    return _one("domains", [d for d in found if d.get("name") == name], f"name={name!r}")
+    return _find("domains", dict(connection_args, profile=profile), {"name": name}, name=name)
 
 
 def project_get(name, domain_id, profile=None, **connection_args):
@@ -79,10 +81,8 @@ def project_get(name, domain_id, profile=None, **connection_args):
 
         salt '*' keystone_identity.project_get service default profile=keystone_admin
     """
-    found = _api("GET", "/projects", dict(connection_args, profile=profile),
-                 params={"name": name, "domain_id": domain_id}, collection="projects")
-    return _one("projects", [p for p in found if p.get("name") == name and p.get("domain_id") == domain_id],
-                f"name={name!r} domain_id={domain_id!r}")
+    query = {"name": name, "domain_id": domain_id}
+    return _find("projects", dict(connection_args, profile=profile), query, **query)
 
 
 def project_create(name, domain_id, description="", profile=None, **connection_args):
@@ -118,10 +118,7 @@ def role_get(name, profile=None, **connection_args):
 
         salt '*' keystone_identity.role_get service profile=keystone_admin
     """
-    found = _api("GET", "/roles", dict(connection_args, profile=profile), params={"name": name},
-                 collection="roles")
-    return _one("roles", [r for r in found if r.get("name") == name and not r.get("domain_id")],
-                f"name={name!r}")
+    return _find("roles", dict(connection_args, profile=profile), {"name": name}, name=name, domain_id=None)
 
 
 def role_create(name, profile=None, **connection_args):
@@ -155,10 +152,8 @@ def user_get(name, domain_id, profile=None, **connection_args):
 
         salt '*' keystone_identity.user_get glance default profile=keystone_admin
     """
-    found = _api("GET", "/users", dict(connection_args, profile=profile),
-                 params={"name": name, "domain_id": domain_id}, collection="users")
-    return _one("users", [u for u in found if u.get("name") == name and u.get("domain_id") == domain_id],
-                f"name={name!r} domain_id={domain_id!r}")
+    query = {"name": name, "domain_id": domain_id}
+    return _find("users", dict(connection_args, profile=profile), query, **query)
 
 
 def user_create(name, domain_id, password, default_project_id=None, enabled=True, profile=None,

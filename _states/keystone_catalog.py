@@ -1,5 +1,7 @@
 """
-Reconcile a service and its public/internal/admin endpoints in the Keystone v3 catalog.
+Reconcile a service and its public/internal/admin endpoints in the Keystone v3 catalog, and the
+service user that logs in to Keystone for it (``user_present``, over the keystone_identity module;
+one state module for the Keystone objects, as Salt's own keystone states were).
 
 .. code-block:: yaml
 
@@ -32,6 +34,11 @@ Rules:
   - ``test=True``: result None and the exact diff; only reads are made.
   - ``service_absent`` deletes the service only when it has no endpoints left (Keystone would delete
     them with it); ``endpoints_absent`` earlier in the run counts as done, also with ``test=True``.
+  - ``service_present``/``endpoints_present`` find the service by type, the name only
+    disambiguating: a service of the type under another name is refused with its id and
+    ``name_key`` (the setting that adopts it), nothing written.
+  - ``user_present``: the user created or updated in place, its password checked by authenticating
+    as the user (no write when current), the project and roles created if missing, domains never.
   - One writer: ``writer=None`` always writes. ``writer='<minion id>'`` or ``writer=''`` (the
     Pacemaker DC) asks ``crm.writer_status``, as the crm states do; minions that are not the writer
     return True with a comment and make no request at all. Without the crm module (no Pacemaker
