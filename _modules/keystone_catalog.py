@@ -195,6 +195,9 @@ class _Conn:
 
     def _call(self, method, path, body, params, ok, missing_ok, log_http):
         url = self.url + path
+        # A token request needs no token: sent without one, a 401 (a refused password) is not taken
+        # as the admin's token expiring (keystoneauth1 would re-authenticate and send it again).
+        authenticated = False if path == "/auth/tokens" else None
         start = time.monotonic()
         attempt, last = 0, None
         while attempt < ATTEMPTS:
@@ -212,7 +215,7 @@ class _Conn:
             self.session.timeout = (min(CONNECT_TIMEOUT, remaining), min(READ_TIMEOUT, remaining))
             try:
                 resp = self.session.request(url, method, json=body, params=params, raise_exc=False,
-                                            connect_retries=0, log=log_http)
+                                            connect_retries=0, log=log_http, authenticated=authenticated)
             except ksa_exc.Unauthorized:
                 raise self._error(
                     f"Keystone at {self.url} rejected the credentials of {self._where()} "

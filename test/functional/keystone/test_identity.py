@@ -117,8 +117,13 @@ def test_password_rotation_updates_the_user_in_place(kc_modules, identity, keyst
     assert ret.result is None and ret.changes == {"password": {"old": "********", "new": "********"}}
     assert kc_proxy.counts()["write"] == 0
 
+    kc_proxy.reset()
     ret = run(kc_modules, IDENTITY, service_user(name, new))[USER_ID]
     assert ret.result is True and "password updated" in ret.comment, ret.comment
+    # the admin's token, one refused check of the user's password, one write (PATCH the user)
+    assert kc_proxy.counts()["token"] == 2
+    assert [(m, p) for m, p, _s in kc_proxy.requests if m not in ("GET", "POST")] == [
+        ("PATCH", f"/v3/users/{before['id']}")]
     assert ret.changes == {"password": {"old": "********", "new": "********"}}
     text = json.dumps(ret.raw, default=str)
     assert old not in text and new not in text
@@ -222,3 +227,27 @@ def test_keystone_refusing_the_admin_clear_error_nothing_written_no_secret(
     for text in (out.stdout, out.stderr, debug_log):
         for secret in (wrong, keystone.admin_password, service_password):
             assert secret not in text
+
+
+def test_missing_domain_refused_nothing_written(kc_modules, identity, kc_proxy):
+    ident, _made = identity
+    name = f"glance-{uuid.uuid4().hex[:8]}"
+    pillar = deep_merge(service_user(name, "pw-" + uuid.uuid4().hex[:8]),
+                        {"glance_ha": {"keystone": {"service_user": {"user_domain_name": "NoSuchDomain"}}}})
+    ret = run(kc_modules, IDENTITY, pillar)[USER_ID]
+    assert ret.result is False and ret.changes == {}
+    assert "no domain 'NoSuchDomain'" in ret.comment and "Nothing was changed" in ret.comment
+    assert kc_proxy.counts()["write"] == 0 and ident.user(name) == []
+
+
+def test_clean_keeps_the_user_and_says_so(kc_modules, identity, kc_proxy):
+    ident, made = identity
+    name = f"glance-{uuid.uuid4().hex[:8]}"
+    made.append(name)
+    pillar = service_user(name, "pw-" + uuid.uuid4().hex[:8])
+    assert run(kc_modules, IDENTITY, pillar)[USER_ID].result is True
+    kc_proxy.reset()
+    [ret] = run(kc_modules, "glance_ha.identity.clean", pillar).values()
+    assert ret.result is True and ret.changes == {}
+    assert f"openstack user delete --domain Default {name}" in ret.comment and "kept" in ret.comment
+    assert kc_proxy.requests == [] and len(ident.user(name)) == 1
