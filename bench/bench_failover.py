@@ -1,4 +1,4 @@
-"""Benchmark: failover downtime of the image API through the VIP, on the lab (lab/lab.py).
+"""Benchmark: failover downtime of the image API through the VIP, on the lab (lab.lab.Lab).
 
 A client in the lab's client namespace sends `GET /v2/images` (with a Keystone token) to the public
 VIP every 100 ms, each request in its own thread with a 2 s timeout, while one fault is injected on

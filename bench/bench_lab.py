@@ -1,4 +1,4 @@
-"""Benchmark: the lab (lab/lab.py) and the formula on it. Prints a table; asserts nothing.
+"""Benchmark: the lab (lab.lab.Lab) and the formula on it. Prints a table; asserts nothing.
 
   - lab bring-up (namespaces, services, cluster formed, minions connected), after install
   - state.apply glance_ha: first run on the three controllers at once, then a no-op rerun on each
