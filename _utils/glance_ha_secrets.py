@@ -25,7 +25,9 @@ NAME_RE = re.compile(r"password|passwd|secret|token|_key$", re.IGNORECASE)
 # "option = value", "OPTION=value", "name: value" lines whose name is secret.
 _OPTION_LINE_RE = re.compile(
     r"^(?P<head>[-+ ]?\s*(?P<name>[A-Za-z0-9_.-]+)\s*[=:]\s*)(?P<value>\S.*)$")
-_URL_USERINFO_RE = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*(?=@)", re.IGNORECASE)
+# The authority of a URL (several hosts, comma-separated, as oslo.messaging's transport_url has).
+_URL_AUTHORITY_RE = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<auth>[^/\s?#]*)", re.IGNORECASE)
+_USERINFO_RE = re.compile(r"(?P<user>(?:^|,)[^:,@]*:)[^,@]*(?=@)")
 # XML attributes of an nvpair: name="..." ... value="..." (either order).
 _NVPAIR_RE = re.compile(r"<nvpair\b[^>]*>", re.IGNORECASE)
 _ATTR_RE = re.compile(r'(?P<key>\bname|\bvalue)\s*=\s*(?P<q>["\'])(?P<val>.*?)(?P=q)', re.IGNORECASE)
@@ -89,9 +91,14 @@ def _mask_line(line, extra):
     match = _OPTION_LINE_RE.match(body)
     if match and is_secret(match.group("name"), extra) and not match.group("value").startswith(MASK):
         body = match.group("head") + MASK
-    body = _URL_USERINFO_RE.sub(lambda m: m.group("head") + MASK, body)
+    body = _URL_AUTHORITY_RE.sub(_mask_authority, body)
     body = _NVPAIR_RE.sub(lambda m: _mask_nvpair(m.group(0), extra), body)
     return body + newline
+
+
+def _mask_authority(match):
+    auth = _USERINFO_RE.sub(lambda m: m.group("user") + MASK, match.group("auth"))
+    return match.group("scheme") + auth
 
 
 def _mask_nvpair(tag, extra):

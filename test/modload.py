@@ -8,18 +8,17 @@ import importlib.util
 import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+_UTILS = {}
 
 
 class _Utils(dict):
     """``__utils__['module.function']`` over the formula's _utils/*.py, loaded on first use."""
 
-    modules = {}
-
     def __missing__(self, key):
         module, _, func = key.partition(".")
-        if module not in self.modules:
-            self.modules[module] = load(f"_utils/{module}.py")
-        value = getattr(self.modules[module], func)
+        if module not in _UTILS:
+            _UTILS[module] = load(f"_utils/{module}.py")
+        value = getattr(_UTILS[module], func)
         self[key] = value
         return value
 
