@@ -6,7 +6,7 @@
   - the lab's memory with glance-api running: RSS summed over every process (counts shared pages once
     per process) and PSS (shared pages split between processes)
 
-Targets (issue 5): bring-up <= 60 s, no-op apply <= 2x the empty apply, memory <= 2.5 GiB.
+Targets: bring-up <= 60 s, no-op apply <= 2x the empty apply, memory <= 2.5 GiB.
 Run as root: `scripts/sandbox .venv/bin/python bench/bench_lab.py [--repeat N]`.
 """
 

@@ -15,6 +15,23 @@ from lab import REPO, VENV
 from lab.procs import LabError, clean_env, run
 
 
+def wait_for(what, cond, timeout=120.0, interval=0.2):
+    """Poll cond() until it returns something truthy (returned); LabError after `timeout` s.
+    LabError, ValueError and OSError from cond() count as "not yet"."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = cond()
+            if last:
+                return last
+        except (LabError, ValueError, OSError) as exc:
+            last = exc
+        if time.monotonic() > deadline:
+            raise LabError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
+
+
 class Probes:
     """Observation of one lab (needs Topology, Nodes and ServicesNamespace)."""
 
@@ -67,8 +84,9 @@ class Probes:
             time.sleep(0.2)
         raise LabError(f"cluster did not form in {timeout} s (want {want}, last {last})\n{self.crm_mon()}")
 
-    def wait_settled(self, timeout: int = 120) -> None:
-        self.exec(self.live_nodes()[0], ["crm_resource", "--wait", f"--timeout={timeout}s"],
+    def wait_settled(self, timeout: int = 120, n: int | None = None) -> None:
+        """Until Pacemaker has no action pending (crm_resource --wait), as controller n sees it."""
+        self.exec(n or self.live_nodes()[0], ["crm_resource", "--wait", f"--timeout={timeout}s"],
                   timeout=timeout + 30)
 
     def wait_minions(self, names=None, timeout: float = 120) -> None:

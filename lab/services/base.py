@@ -50,6 +50,22 @@ def port_free(host, port):
         return True
 
 
+def greeting(host, port, size, hello=b'', timeout=2.0):
+    """The first `size` bytes a TCP server at host:port sends (after `hello`, if given), or None
+    when it closes the connection before."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.settimeout(timeout)
+        if hello:
+            s.sendall(hello)
+        head = b''
+        while len(head) < size:
+            chunk = s.recv(size - len(head))
+            if not chunk:
+                return None
+            head += chunk
+        return head
+
+
 def secret(state_dir, name):
     """Read STATE_DIR/secrets/NAME, creating it (0600, random) on first use."""
     sdir = Path(state_dir) / 'secrets'

@@ -3,25 +3,17 @@
 import os
 import re
 import shutil
-import socket
 import subprocess
 import urllib.parse
 
 from lab.procs import spawn
-from lab.services.base import Daemon, ServiceError, mask, tail, timed, wait_for
+from lab.services.base import Daemon, ServiceError, greeting, mask, tail, timed, wait_for
 
 
 def _mysql_greeting(host, port):
     """True when a MariaDB server answers host:port: a handshake, or an error packet (host not allowed)."""
-    with socket.create_connection((host, port), timeout=2) as s:
-        s.settimeout(2)
-        head = b''
-        while len(head) < 5:
-            chunk = s.recv(5 - len(head))
-            if not chunk:
-                return False
-            head += chunk
-        return head[4] in (10, 0xff)
+    head = greeting(host, port, 5)
+    return head is not None and head[4] in (10, 0xff)
 
 
 class MariaDB(Daemon):

@@ -17,6 +17,7 @@ from lab.services.base import (
     DEFAULT_HOST,
     Daemon,
     free_port,
+    greeting,
     log,
     port_free,
     records_locked,
@@ -30,17 +31,11 @@ RABBIT_BIN = Path('/usr/lib/rabbitmq/bin')
 
 def _amqp_ready(host, port):
     """True when host:port answers the AMQP 0-9-1 header with a Connection.Start method frame."""
-    with socket.create_connection((host, port), timeout=2) as s:
-        s.settimeout(3)
-        s.sendall(b'AMQP\x00\x00\x09\x01')
-        head = b''
-        while len(head) < 11:
-            chunk = s.recv(11 - len(head))
-            if not chunk:
-                return False
-            head += chunk
-        ftype, _chan, _size, cls, meth = struct.unpack('>BHIHH', head)
-        return ftype == 1 and (cls, meth) == (10, 10)
+    head = greeting(host, port, 11, hello=b'AMQP\x00\x00\x09\x01', timeout=3.0)
+    if head is None:
+        return False
+    ftype, _chan, _size, cls, meth = struct.unpack('>BHIHH', head)
+    return ftype == 1 and (cls, meth) == (10, 10)
 
 
 class RabbitMQ(Daemon):

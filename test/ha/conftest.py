@@ -10,12 +10,12 @@ import os
 import secrets
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from lab.lab import VENV, VENV_OS, Lab, LabError, remove_empty_namespaces
+from lab.lab import VENV, VENV_OS, Lab, remove_empty_namespaces
+from lab.probes import wait_for
 
 RESOURCE = "p_glance-api"
 
@@ -105,22 +105,6 @@ def pytest_collection_modifyitems(session, config, items):
     ranked = sorted(ours, key=lambda it: _ORDER.get(Path(str(it.fspath)).name, 3))
     for i, it in zip(slots, ranked):
         items[i] = it
-
-
-def wait_for(what, cond, timeout=120.0, interval=0.2):
-    """Poll cond() until it returns something truthy (returned); LabError after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            last = cond()
-            if last:
-                return last
-        except (LabError, ValueError, OSError) as exc:
-            last = exc
-        if time.monotonic() > deadline:
-            raise LabError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
-        time.sleep(interval)
 
 
 class Ledger:
