@@ -1,8 +1,8 @@
 """Real MariaDB, RabbitMQ and Keystone in a private state directory (stdlib + the formula's _utils).
 
-Shared by the functional tests (test/plugins/services.py) and the lab (lab/provision.py). Every daemon runs as
-root from this machine's packages/venvs, binds only to ``host`` and keeps all of its state under
-``state_dir``; nothing in /etc, /var or /run is read or written.
+Shared by the functional tests (test/plugins/services.py) and the lab (lab/provision.py). Every
+daemon runs as root from this machine's packages/venvs, binds only to ``host`` and keeps all of its
+state under ``state_dir``; nothing in /etc, /var or /run is read or written.
 
 Public API (stable; passwords live in 0600 files under STATE_DIR/secrets and in attributes, never on
 command lines, never in printed output):

@@ -51,9 +51,15 @@ def files(lab):
 
 
 def failed_states(data):
-    return {m: [f"{s['__id__']}: {s['comment']}" for s in (r.values() if isinstance(r, dict) else [r])
-                if not isinstance(s, dict) or s.get("result") is not True]
-            for m, r in data.items()}
+    """{minion: [what failed]} of a salt run's return ([] everywhere = every state succeeded)."""
+    out = {}
+    for minion, ret in data.items():
+        if not isinstance(ret, dict):  # a render error comes back as a list of messages
+            out[minion] = [str(ret)[:3000]]
+            continue
+        out[minion] = [f"{s.get('__id__')}: {s.get('comment')}" for s in ret.values()
+                       if not isinstance(s, dict) or s.get("result") is not True]
+    return out
 
 
 def roundtrip(lab, token, name):
