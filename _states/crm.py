@@ -2,174 +2,90 @@
 Reconcile Pacemaker objects: primitives, groups, colocation and order constraints, cluster
 properties / rsc_defaults / op_defaults, absent objects, and restarts where a resource is active.
 
-One read, one write per run
----------------------------
-Salt runs states one at a time, but a Pacemaker change must land in one piece (a primitive must
-never start before its constraints exist). So:
+One state, one transaction
+--------------------------
+A Pacemaker change must land in one piece (a primitive must never start before its constraints
+exist), so the unit of work is one state call: :py:func:`configured` takes the whole list of
+objects, reads the CIB once, compares each object with it by normalised content, corrects drift in
+place (ids kept), validates the result with ``crm_verify`` and writes it as ONE ``cibadmin --patch``
+that Pacemaker refuses if someone else changed the configuration after the read. Its ``changes``
+hold the exact diff of each object, by id. No state looks at other states.
 
-* the first ``crm`` state of a run reads the CIB once (``cibadmin --query``); all ``crm`` states of
-  the run share that read (it lives in the run's ``__context__``);
-* each ``*_present``/``absent`` state compares its object with the CIB by normalised content,
-  validates it, and *stages* the correction in the run's transaction; its return shows the exact
-  per-object diff;
-* a ``crm.commit`` state, which ``require``-s all of them, writes everything staged as ONE
-  ``crm_verify``-validated ``cibadmin --patch`` that Pacemaker refuses if someone else changed the
-  configuration after the read. If the commit fails, it says so, and nothing at all was written.
-  If any staged state failed, the commit writes nothing (all or nothing).
+The per-object states (``primitive_present``, ``group_present``, ``colocation_present``,
+``order_present``, ``property_present``, ``absent``) are each their own one-object transaction.
 
-Without a ``crm.commit`` state later in the run (e.g. ``state.single``), a present state writes its
-own change at once, still as one validated patch.
+With ``test=True``: ``result: None``, the exact diff, ``crm_verify`` of the staged CIB, nothing
+written. A second run reports no changes and does not write (the CIB ``epoch`` stays as it is).
+Objects that are not declared are never touched; ``target-role``, ``is-managed`` and
+``maintenance`` meta attributes are left alone unless declared.
 
-With ``test=True`` the present states return ``result: None`` and the exact diff, the commit
-validates the whole transaction, and nothing is written. A second run reports no changes and does
-not write (the CIB ``epoch`` stays as it is).
+One writer (``crm.writer_status``): only the DC (or the minion named in ``writer``) writes; on the
+other nodes the states succeed, say that they are not the writer, and describe what differs.
 
-Drift (a changed param, op or meta attribute) is corrected in place, keeping every id; objects that
-are not declared are never touched. Meta attributes that administrators set at run time
-(``target-role``, ``is-managed``, ``maintenance``) are left alone unless declared.
-
-One writer: on a cluster only the DC (or the minion named in ``writer``) writes; on the other nodes
-the states succeed, say that they are not the writer, and describe what differs.
-
-Secrets: parameters whose name contains ``password`` and those listed in ``secret_params`` are masked
-in returns, comments, logs and error messages.
+Secrets (THE rule of ``_utils/glance_ha_secrets``, plus ``secret_params``) are masked in returns,
+comments, logs and error messages.
 
 .. code-block:: yaml
 
-    p_vip:
-      crm.primitive_present:
-        - agent: ocf:heartbeat:IPaddr2
-        - params: {ip: 198.51.100.10, cidr_netmask: 24}
-        - ops:
-          - {name: monitor, interval: 10s, timeout: 20s}
-
-    p_web:
-      crm.primitive_present:
-        - agent: ocf:heartbeat:Dummy
-        - ops: {monitor: {interval: 30s, timeout: 30s}}
-
-    col_web_with_vip:
-      crm.colocation_present:
-        - rsc: p_web
-        - with_rsc: p_vip
-
-    ord_vip_before_web:
-      crm.order_present:
-        - first: p_vip
-        - then: p_web
-
-    crm-commit:
-      crm.commit:
-        - require:
-          - crm: p_vip
-          - crm: p_web
-          - crm: col_web_with_vip
-          - crm: ord_vip_before_web
+    web-cluster:
+      crm.configured:
+        - objects:
+          - primitive: p_vip
+            agent: ocf:heartbeat:IPaddr2
+            params: {ip: 198.51.100.10, cidr_netmask: 24}
+            ops: [{name: monitor, interval: 10s, timeout: 20s}]
+          - primitive: p_web
+            agent: ocf:heartbeat:Dummy
+            ops: {monitor: {interval: 30s, timeout: 30s}}
+          - colocation: col_web_with_vip
+            rsc: p_web
+            with_rsc: p_vip
+          - order: ord_vip_before_web
+            first: p_vip
+            then: p_web
 """
 
-import json
-import logging
-
 from salt.exceptions import CommandExecutionError
-
-log = logging.getLogger(__name__)
 
 __virtualname__ = "crm"
 
 
 def __virtual__():
-    if "crm.stage" in __salt__:
+    if "crm.apply" in __salt__:
         return __virtualname__
     return False, "crm states: the crm execution module is not loaded (are the Pacemaker CLI tools installed?)"
 
 
-def _summary(changes, prefix=""):
-    """One line per changed leaf: ``params.ip: '1' -> '2'`` (the values are already masked)."""
-    lines = []
-    if isinstance(changes, dict) and set(changes) == {"old", "new"}:
-        old, new = changes["old"], changes["new"]
-        if isinstance(old, dict) or isinstance(new, dict):
-            shown = {k: v for k, v in (new if old is None else old).items() if k not in ("type", "id")}
-            what = "new" if old is None else "removed" if new is None else "changed"
-            return [f"{prefix + ' ' if prefix else ''}{what}: {json.dumps(shown, sort_keys=True)}"]
-        return [f"{prefix}: {old!r} -> {new!r}"]
-    if isinstance(changes, dict):
-        for key, value in changes.items():
-            lines += _summary(value, f"{prefix}.{key}" if prefix else str(key))
-    return lines
+def configured(name, objects, writer="", secret_params=None, agent_sources=None):
+    """
+    The objects of ``objects`` are in the CIB exactly as declared, reconciled as ONE transaction.
+
+    objects
+        List of ``{<type>: <id>, <argument>: ...}``; type one of ``primitive``, ``group``,
+        ``colocation``, ``order``, ``property``, ``absent``; the arguments are those of the
+        matching per-object state below (``property``'s id is only a label; ``absent`` has none).
+    writer
+        Minion id that writes the CIB; '' means the Pacemaker DC.
+    secret_params
+        More parameter names to mask in output (THE secrets rule always applies).
+    agent_sources
+        ``{agent: source}`` of agents that this run installs (e.g. by a ``file.managed`` this
+        state requires). Under ``test=True`` such an agent may be missing: its parameter check is
+        deferred and the comment says so. A real run always checks against the installed agent.
+
+    ``changes``: ``{object id: diff}`` (``{'old': None, 'new': {...}}`` for a new object).
+    """
+    res = __salt__["crm.apply"](objects, test=bool(__opts__.get("test")), writer=writer,
+                                secret_params=secret_params, agent_sources=agent_sources)
+    return __utils__["glance_ha_states.ret"](name, res["result"], res["changes"], res["comment"])
 
 
-def _pending_commit():
-    """The id of a ``crm.commit`` state of this run that has not run yet, else None."""
-    done = set()
-    for tag in (__running__ or {}):
-        parts = str(tag).split("_|-")
-        if len(parts) == 4 and parts[0] == "crm" and parts[3] == "commit":
-            done.add(parts[1])
-    for chunk in __lowstate__ or ():
-        if chunk.get("state") == "crm" and chunk.get("fun") == "commit" and chunk.get("__id__") not in done:
-            return chunk.get("__id__")
-    return None
-
-
-def _agent_installed_by_run(agent):
-    """In test mode: does an earlier state of this run (e.g. file.managed) create the agent file?"""
-    parts = str(agent).split(":")
-    if len(parts) != 3:
-        return False
-    suffix = f"/resource.d/{parts[1]}/{parts[2]}"
-    for tag, result in (__running__ or {}).items():
-        fields = str(tag).split("_|-")
-        if (len(fields) == 4 and fields[2].endswith(suffix) and result.get("result") is None
-                and result.get("changes")):
-            return True
-    return False
-
-
-def _present(objtype, name, writer, secret_params=None, **spec):
-    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
-    test = bool(__opts__.get("test"))
-    agent_pending = bool(test and objtype == "primitive" and _agent_installed_by_run(spec.get("agent")))
-    try:
-        staged = __salt__["crm.stage"](objtype, name, secret_params=secret_params,
-                                       agent_pending=agent_pending, **spec)
-    except CommandExecutionError as exc:
-        __salt__["crm.mark_failed"](name)
-        ret["result"] = False
-        ret["comment"] = f"{exc}. Nothing written: this run's CIB transaction is abandoned."
-        return ret
-    changes = staged["changes"]
-    if not changes:
-        ret["comment"] = staged["comment"]
-        return ret
-    summary = "; ".join(_summary(changes))
-    status = __salt__["crm.writer_status"](writer)
-    if not status["writer"]:
-        ret["comment"] = (f"Not the writer ({status['reason']}): nothing written from this node."
-                          f" {objtype} {name} differs from the declaration: {summary}")
-        return ret
-    verb = "removed" if objtype == "absent" else "created" if changes.get("old", 0) is None else "updated"
-    if test:
-        ret["result"] = None
-        ret["changes"] = changes
-        note = f" {staged['note']}" if staged.get("note") else ""
-        ret["comment"] = f"{objtype} {name} would be {verb}: {summary}.{note}"
-        return ret
-    commit_id = _pending_commit()
-    if commit_id:
-        ret["changes"] = changes
-        ret["comment"] = (f"{objtype} {name} to be {verb} ({summary}); staged: crm.commit {commit_id!r}"
-                          " writes it together with the rest of this run's changes in one validated"
-                          " transaction, and reports whether that write succeeded.")
-        return ret
-    res = __salt__["crm.commit"](writer=writer)
-    ret["result"] = res["result"]
-    if res["result"]:
-        ret["changes"] = changes
-        ret["comment"] = f"{objtype} {name} {verb}: {summary}. {res['comment']}"
-    else:
-        ret["comment"] = f"{objtype} {name} not {verb}: {res['comment']}"
-    return ret
+def _one(objtype, name, writer, secret_params=None, **spec):
+    """One object as its own transaction; ``changes`` is that object's diff."""
+    res = __salt__["crm.apply"]([dict(spec, **{objtype: name})], test=bool(__opts__.get("test")),
+                                writer=writer, secret_params=secret_params)
+    changes = next(iter(res["changes"].values()), {})
+    return __utils__["glance_ha_states.ret"](name, res["result"], changes, res["comment"])
 
 
 def primitive_present(name, agent, params=None, meta=None, ops=None, utilization=None, description=None,
@@ -193,7 +109,7 @@ def primitive_present(name, agent, params=None, meta=None, ops=None, utilization
     utilization
         Utilization attributes (exactly these).
     secret_params
-        Extra parameter names to mask in output (names containing ``password`` always are).
+        More parameter names to mask in output.
     writer
         Minion id that writes the CIB; '' means the Pacemaker DC.
 
@@ -209,8 +125,8 @@ def primitive_present(name, agent, params=None, meta=None, ops=None, utilization
               - {name: start, timeout: 60s}
               - {name: stop, timeout: 60s}
     """
-    return _present("primitive", name, writer, secret_params, agent=agent, params=params, meta=meta,
-                    ops=ops, utilization=utilization, description=description)
+    return _one("primitive", name, writer, secret_params, agent=agent, params=params, meta=meta, ops=ops,
+                utilization=utilization, description=description)
 
 
 def group_present(name, members, meta=None, description=None, writer=""):
@@ -223,7 +139,7 @@ def group_present(name, members, meta=None, description=None, writer=""):
           crm.group_present:
             - members: [p_vip, p_web]
     """
-    return _present("group", name, writer, members=members, meta=meta, description=description)
+    return _one("group", name, writer, members=members, meta=meta, description=description)
 
 
 def colocation_present(name, rsc=None, with_rsc=None, resources=None, score="INFINITY", rsc_role=None,
@@ -239,9 +155,9 @@ def colocation_present(name, rsc=None, with_rsc=None, resources=None, score="INF
             - rsc: p_web
             - with_rsc: p_vip
     """
-    return _present("colocation", name, writer, rsc=rsc, with_rsc=with_rsc, resources=resources,
-                    score=score, rsc_role=rsc_role, with_rsc_role=with_rsc_role,
-                    node_attribute=node_attribute, influence=influence)
+    return _one("colocation", name, writer, rsc=rsc, with_rsc=with_rsc, resources=resources, score=score,
+                rsc_role=rsc_role, with_rsc_role=with_rsc_role, node_attribute=node_attribute,
+                influence=influence)
 
 
 def order_present(name, first=None, then=None, resources=None, kind="Mandatory", symmetrical=None,
@@ -257,9 +173,9 @@ def order_present(name, first=None, then=None, resources=None, kind="Mandatory",
             - then: p_web
             - kind: Mandatory
     """
-    return _present("order", name, writer, first=first, then=then, resources=resources, kind=kind,
-                    symmetrical=symmetrical, first_action=first_action, then_action=then_action,
-                    require_all=require_all)
+    return _one("order", name, writer, first=first, then=then, resources=resources, kind=kind,
+                symmetrical=symmetrical, first_action=first_action, then_action=then_action,
+                require_all=require_all)
 
 
 def property_present(name, properties=None, value=None, type="cluster", set_id=None, writer=""):
@@ -284,40 +200,21 @@ def property_present(name, properties=None, value=None, type="cluster", set_id=N
     """
     if properties is None and value is not None:
         properties = {name: value}
-    return _present("property", name, writer, properties=properties, type=type, set_id=set_id)
+    return _one("property", name, writer, properties=properties, type=type, set_id=set_id)
 
 
 def absent(name, writer=""):
     """
     The resource or constraint with id ``name`` is not in the configuration. Removing a resource
-    that constraints still refer to fails unless those constraints are declared absent as well.
+    that constraints still refer to fails unless those constraints go in the same transaction
+    (list them all in one :py:func:`configured`).
 
     .. code-block:: yaml
 
         p_old:
           crm.absent
     """
-    return _present("absent", name, writer)
-
-
-def commit(name, writer=""):
-    """
-    Write everything the ``crm`` states of this run staged, as one validated transaction.
-
-    Put it after (``require``) all of the run's ``crm`` present/absent states. It writes nothing if
-    any of them failed, if the staged CIB does not pass ``crm_verify``, if this node is not the
-    writer, under ``test=True`` (it validates and says what it would write), or if the CIB changed
-    since the run read it (it then fails and says so).
-
-    .. code-block:: yaml
-
-        crm-commit:
-          crm.commit:
-            - require:
-              - crm: p_vip
-    """
-    res = __salt__["crm.commit"](test=bool(__opts__.get("test")), writer=writer)
-    return {"name": name, "result": res["result"], "changes": res["changes"], "comment": res["comment"]}
+    return _one("absent", name, writer)
 
 
 def resource_restarted(name, timeout=120, wait=True):
@@ -339,31 +236,29 @@ def resource_restarted(name, timeout=120, wait=True):
             - onchanges:
               - file: /etc/glance/glance-api.conf
     """
-    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    test = bool(__opts__.get("test"))
+    ret = __utils__["glance_ha_states.ret"](name)
     try:
         me = __salt__["crm.node_name"]()
         if me is None:
             ret["comment"] = f"No cluster (CIB_file is set): {name} runs nowhere, nothing to restart"
             return ret
-        if __salt__["crm.last_commit"]() and not __opts__.get("test"):
-            __salt__["crm.wait"](timeout)
+        if __salt__["crm.last_commit"]() and not test:
+            __salt__["crm.wait"](timeout)  # this run wrote the CIB: let the cluster act on it first
         nodes = __salt__["crm.locate"](name)
         if me not in nodes:
             where = ", ".join(nodes) if nodes else "no node"
             ret["comment"] = f"{name} is not active on this node ({me}; active on: {where}): not restarted"
             return ret
-        if __opts__.get("test"):
-            ret["result"] = None
-            ret["changes"] = {"restarted": {"old": None, "new": me}}
-            ret["comment"] = f"{name} is active on this node ({me}) and would be restarted"
-            return ret
-        __salt__["crm.restart"](name, node=me if len(nodes) > 1 else None, timeout=timeout)
-        if wait:
-            __salt__["crm.wait"](timeout)
+        changes = {"restarted": {"old": None, "new": me}}
+        if not test:
+            __salt__["crm.restart"](name, node=me if len(nodes) > 1 else None, timeout=timeout)
+            if wait:
+                __salt__["crm.wait"](timeout)
     except CommandExecutionError as exc:
         ret["result"] = False
-        ret["comment"] = f"{name}: {__salt__['crm.mask'](str(exc))}"
+        ret["comment"] = f"{name}: {exc}"
         return ret
-    ret["changes"] = {"restarted": {"old": None, "new": me}}
-    ret["comment"] = f"{name} restarted on {me}" + (" and the cluster settled" if wait else "")
-    return ret
+    return __utils__["glance_ha_states.pending"](
+        ret, test, changes, f"{name} is active on this node ({me}) and would be restarted",
+        f"{name} restarted on {me}" + (" and the cluster settled" if wait else ""))

@@ -1,10 +1,21 @@
 """
 File states of the glance_ha formula that keep secrets out of their output.
 
-``config_managed`` renders a template and manages the file like ``file.managed``, but its diff (under
-``test=True`` too) shows every password as ``********``; the file is written atomically with its final
-owner and mode. ``ini_option_present`` sets one option of an INI file (nova.conf's
-``[glance] api_servers``) and leaves every other line of the operator's file as it was.
+``config_managed`` manages a file rendered from a template with the formula's settings *with* their
+secrets (glance-api.conf, the OCF agent's credentials file): the settings are derived from the pillar
+inside the state and given to the template as ``glance_ha``; the text is written and never returned.
+Its diff (under ``test=True`` too) shows every secret as ``********``. ``ini_option_present`` /
+``ini_option_absent`` set / remove one option of an INI file (nova.conf's ``[glance] api_servers``)
+and leave every other line of the operator's file as it was.
+
+The file is written by ``_utils/glance_ha_files.write_atomic`` rather than by Salt's
+``file.managed``: ``file.managed`` (salt.utils.files.copyfile) moves its temporary file into place
+and only then gives it the old file's mode and owner and then the wanted ones, so a file whose mode
+was widened by hand (0644) holds the new secrets world-readable for a moment, and a new file is
+briefly root-only (unreadable by glance); test/functional/test_formula_files.py
+(test_new_secrets_never_readable_by_others) catches the first with ``file.managed`` in its place.
+``write_atomic`` creates the temporary file with its final owner and mode before writing a byte, then
+renames it over the target (a symlink's target).
 
 .. code-block:: yaml
 
@@ -16,57 +27,131 @@ owner and mode. ``ini_option_present`` sets one option of an INI file (nova.conf
         - mode: '0640'
 """
 
+import grp
+import os
+import pwd
+
+import salt.utils.files
+import salt.utils.templates
+import salt.utils.yaml
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 __virtualname__ = "glance_ha"
-ERRORS = (CommandExecutionError, SaltInvocationError, OSError)
+ERRORS = (CommandExecutionError, SaltInvocationError, OSError, KeyError, ValueError)
 
 
 def __virtual__():
-    if "glance_ha.render" in __salt__:
+    if "glance_ha.settings" in __salt__:
         return __virtualname__
     return (False, "the glance_ha execution module is not loaded (run saltutil.sync_all)")
 
 
-def _secrets():
-    # __pillar__ is this run's pillar, including pillar= overrides given on the command line.
-    return __salt__["glance_ha.secrets"](__pillar__.get("glance_ha", {}))
+def _mask(text, secrets=()):
+    return __utils__["glance_ha_secrets.mask"](text, secrets)
 
 
-def _ret(name):
-    return {"name": name, "result": True, "changes": {}, "comment": ""}
+def _read(path):
+    try:
+        with salt.utils.files.fopen(path, "r", encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def _stat(path):
+    """Owner, group and mode ('0640') of ``path``, or {} when it does not exist."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return {}
+    return {"user": _name(pwd.getpwuid, st.st_uid), "group": _name(grp.getgrgid, st.st_gid),
+            "mode": f"{st.st_mode & 0o7777:04o}"}
+
+
+def _name(lookup, ident):
+    try:
+        return lookup(ident)[0]
+    except KeyError:
+        return str(ident)
+
+
+def _write(path, text, user, group, mode):
+    try:
+        uid, gid = pwd.getpwnam(user).pw_uid, grp.getgrnam(group).gr_gid
+    except KeyError as exc:
+        raise CommandExecutionError(f"cannot write {path}: user/group {exc} does not exist") from exc
+    directory = os.path.dirname(os.path.realpath(path))
+    if not os.path.isdir(directory):
+        raise CommandExecutionError(f"cannot write {path}: directory {directory} does not exist")
+    __utils__["glance_ha_files.write_atomic"](path, text, uid=uid, gid=gid, mode=int(str(mode), 8))
+
+
+def _yaml(url):
+    text = __salt__["cp.get_file_str"](url, saltenv=__env__)
+    if text is False or text is None:
+        raise CommandExecutionError(f"{url} not found in saltenv {__env__}")
+    return salt.utils.yaml.safe_load(text) or {}
+
+
+def _settings(source):
+    """The formula's settings with their secrets, from defaults.yaml and osfamilymap.yaml of the
+    formula ``source`` belongs to and this run's pillar (pillar= overrides included)."""
+    tplroot = source[len("salt://"):].split("/")[0]
+    defaults = _yaml(f"salt://{tplroot}/defaults.yaml")
+    osfamilymap = _yaml(f"salt://{tplroot}/osfamilymap.yaml")
+    pillar = __pillar__.get("glance_ha", {})
+    __salt__["glance_ha.settings"](defaults, osfamilymap, pillar=pillar)  # raises naming every bad key
+    merged = __utils__["glance_ha_settings.merge"](defaults, osfamilymap, pillar, __grains__.get("os_family", ""))
+    return __utils__["glance_ha_settings.derive"](merged)
+
+
+def _render(source, context):
+    if not source.startswith("salt://"):
+        raise SaltInvocationError(f"source {source} is not a salt:// URL")
+    template = __salt__["cp.get_file_str"](source, saltenv=__env__)
+    if template is False or template is None:
+        raise CommandExecutionError(f"template {source} not found in saltenv {__env__}")
+    result = salt.utils.templates.TEMPLATE_REGISTRY["jinja"](
+        template, from_str=True, to_str=True, context=context, saltenv=__env__, salt=__salt__,
+        pillar=__pillar__, grains=__grains__, opts=__opts__,
+        tpldir=os.path.dirname(source[len("salt://"):]), tplfile=source, sls="")
+    if not result.get("result"):
+        raise CommandExecutionError(f"rendering {source} failed: {result.get('data')}")
+    return result["data"]
 
 
 def config_managed(name, source, user="root", group="root", mode="0640"):
     """
-    Render ``source`` (a Jinja template) to ``name`` with the given owner and mode.
+    Render ``source`` (a Jinja template given the formula's settings, secrets included, as
+    ``glance_ha``) to ``name`` with the given owner and mode.
 
-    The reported diff masks every secret of the ``glance_ha`` pillar; ``test=True`` reports the
-    exact masked diff and writes nothing.
+    The reported diff masks every secret; ``test=True`` reports the exact masked diff and writes
+    nothing.
 
     name
         Path of the file.
     source
-        ``salt://`` URL of the template.
+        ``salt://<formula>/...`` URL of the template; the settings come from that formula's
+        defaults.yaml and osfamilymap.yaml and the ``glance_ha`` pillar.
     user, group, mode
         Owner and permissions the file must have (default root:root 0640).
     """
-    ret = _ret(name)
+    ret = __utils__["glance_ha_states.ret"](name)
     mode = str(mode).zfill(4)
-    secrets = _secrets()
+    secrets = __utils__["glance_ha_secrets.collect"](__pillar__.get("glance_ha", {}))
     try:
-        new = __salt__["glance_ha.render"](source, saltenv=__env__)
+        new = _render(source, {"glance_ha": _settings(source)})
     except ERRORS as exc:
         ret["result"] = False
         ret["comment"] = f"Could not render {source}: " + _mask(str(exc), secrets)
         return ret
-    old = __salt__["glance_ha.read"](name)
-    current = __salt__["glance_ha.stat"](name) or {}
+    old = _read(name)
+    current = _stat(name)
     changes = {}
     if old is None:
         changes["new"] = f"file {name} created"
     if old != new:
-        changes["diff"] = __salt__["glance_ha.masked_diff"](old or "", new, secrets, path=name)
+        changes["diff"] = __utils__["glance_ha_secrets.masked_diff"](old or "", new, secrets, path=name)
     for key, want in (("user", user), ("group", group), ("mode", mode)):
         if old is not None and current.get(key) != want:
             changes[key] = {"old": current.get(key), "new": want}
@@ -74,25 +159,49 @@ def config_managed(name, source, user="root", group="root", mode="0640"):
         ret["comment"] = f"File {name} is in the correct state"
         return ret
     if __opts__["test"]:
-        ret["result"] = None
-        ret["changes"] = changes
-        ret["comment"] = f"File {name} would be updated"
-        return ret
+        return __utils__["glance_ha_states.pending"](ret, True, changes, f"File {name} would be updated", "")
     try:
-        __salt__["glance_ha.write"](name, new, user=user, group=group, mode=mode)
+        _write(name, new, user, group, mode)
     except ERRORS as exc:
         ret["result"] = False
         ret["comment"] = _mask(str(exc), secrets)
         return ret
-    ret["changes"] = changes
-    ret["comment"] = f"File {name} updated"
-    return ret
+    return __utils__["glance_ha_states.pending"](ret, False, changes, "", f"File {name} updated")
 
 
-def _mask(text, secrets):
-    for secret in secrets:
-        text = text.replace(secret, "********")
-    return text
+def _ini_edit(name, section, key, value):
+    """The state of one INI option: ``value`` None removes it."""
+    ret = __utils__["glance_ha_states.ret"](name)
+    old = _read(name)
+    if old is None:
+        if value is None:
+            ret["comment"] = f"{name} does not exist: nothing to remove"
+            return ret
+        ret["result"] = False
+        ret["comment"] = (f"{name} does not exist: install the service that owns it first, or set "
+                          "the pillar key glance_ha:nova:config to its path")
+        return ret
+    ini = "glance_ha_ini."
+    current = __utils__[ini + "get"](old, section, key)
+    if current == value:
+        ret["comment"] = (f"[{section}] {key} is already {value} in {name}" if value is not None
+                          else f"[{section}] {key} is not set in {name}")
+        return ret
+    if value is None:
+        new = __utils__[ini + "remove_option"](old, section, key)
+        done = f"[{section}] {key} removed from {name}"
+        would = f"[{section}] {key} would be removed from {name}"
+    else:
+        new = __utils__[ini + "set_option"](old, section, key, value)
+        done = f"[{section}] {key} set to {value} in {name}"
+        would = f"[{section}] {key} would be set to {value} in {name}"
+    changes = {"old": _mask(current), "new": _mask(value),
+               "diff": __utils__["glance_ha_secrets.masked_diff"](old, new, path=name)}
+    if __opts__["test"]:
+        return __utils__["glance_ha_states.pending"](ret, True, changes, would, done)
+    st = _stat(name)
+    _write(name, new, st["user"], st["group"], st["mode"])
+    return __utils__["glance_ha_states.pending"](ret, False, changes, would, done)
 
 
 def ini_option_present(name, section, key, value):
@@ -107,26 +216,17 @@ def ini_option_present(name, section, key, value):
     section, key, value
         The option to set.
     """
-    ret = _ret(name)
-    value = str(value)
-    old = __salt__["glance_ha.read"](name)
-    if old is None:
-        ret["result"] = False
-        ret["comment"] = (f"{name} does not exist: install the service that owns it first, or set "
-                          "the pillar key glance_ha:nova:config to its path")
-        return ret
-    current = __salt__["glance_ha.ini_get"](name, section, key)
-    if current == value:
-        ret["comment"] = f"[{section}] {key} is already {value} in {name}"
-        return ret
-    new = __salt__["glance_ha.ini_set_text"](old, section, key, value)
-    ret["changes"] = {"old": current, "new": value,
-                      "diff": __salt__["glance_ha.masked_diff"](old, new, [], path=name)}
-    if __opts__["test"]:
-        ret["result"] = None
-        ret["comment"] = f"[{section}] {key} would be set to {value} in {name}"
-        return ret
-    st = __salt__["glance_ha.stat"](name)
-    __salt__["glance_ha.write"](name, new, user=st["user"], group=st["group"], mode=st["mode"])
-    ret["comment"] = f"[{section}] {key} set to {value} in {name}"
-    return ret
+    return _ini_edit(name, section, key, str(value))
+
+
+def ini_option_absent(name, section, key):
+    """
+    Ensure ``key`` is not set in ``[section]`` of the INI file ``name``, touching no other line
+    (the section stays). A missing file is fine.
+
+    name
+        Path of the INI file.
+    section, key
+        The option to remove.
+    """
+    return _ini_edit(name, section, key, None)

@@ -3,9 +3,9 @@
 
 One run, on copies of the same seeded CIB file (CIB_file; stonith-enabled=false, as the lab seeds it):
 
-* formula: the crm states that glance_ha/cluster.sls renders from pillar.example (with VIPs in
-  198.51.100.0/24), run in-process through Salt's Caller (state.high): a first apply on an empty
-  CIB, then a no-op rerun;
+* formula: the crm.configured state that glance_ha.cluster renders from pillar.example (with VIPs
+  in 198.51.100.0/24), run in-process through Salt's Caller (state.high): a first apply on an
+  empty CIB, then a no-op rerun;
 * naive: the same objects, one crmsh process per object, guarded by a `crm configure show <id>`
   check (the usual `cmd.run ... unless:` pattern): a first apply, then the no-op rerun.
 
@@ -162,33 +162,40 @@ def crm_high(caller):
     return high
 
 
-def naive_commands(high):
-    """The same objects as crmsh commands: (id, crm configure arguments)."""
+def objects_of(high):
+    """The object list of every crm.configured state (the items of glance_ha.cluster)."""
     out = []
     for body in high.values():
-        fun = next(arg for arg in body["crm"] if isinstance(arg, str))
-        kwargs = {}
+        if "configured" not in body["crm"]:
+            continue
         for arg in body["crm"]:
-            if isinstance(arg, dict):
-                kwargs.update(arg)
-        name = kwargs.get("name")
-        if fun == "primitive_present":
-            words = ["primitive", name, kwargs["agent"]]
-            if kwargs.get("params"):
-                words += ["params"] + [f"{k}={v}" for k, v in kwargs["params"].items()]
-            if kwargs.get("meta"):
-                words += ["meta"] + [f"{k}={v}" for k, v in kwargs["meta"].items()]
-            for op in kwargs.get("ops") or []:
+            if isinstance(arg, dict) and "objects" in arg:
+                out += arg["objects"]
+    return out
+
+
+def naive_commands(objects):
+    """The same objects as crmsh commands: (id, crm configure arguments)."""
+    out = []
+    for obj in objects:
+        kind = next(k for k in ("primitive", "colocation", "order", "property", "absent") if k in obj)
+        name = obj[kind]
+        if kind == "primitive":
+            words = ["primitive", name, obj["agent"]]
+            if obj.get("params"):
+                words += ["params"] + [f"{k}={v}" for k, v in obj["params"].items()]
+            if obj.get("meta"):
+                words += ["meta"] + [f"{k}={v}" for k, v in obj["meta"].items()]
+            for op in obj.get("ops") or []:
                 words += ["op", op["name"]] + [f"{k}={v}" for k, v in op.items() if k != "name"]
-        elif fun == "colocation_present":
-            words = ["colocation", name, f"{kwargs.get('score', 'inf')}:", kwargs["rsc"], kwargs["with_rsc"]]
-        elif fun == "order_present":
-            words = ["order", name, f"{kwargs.get('kind', 'Mandatory')}:", kwargs["first"], kwargs["then"]]
-        elif fun == "property_present":
-            section = {"rsc_defaults": "rsc_defaults", "op_defaults": "op_defaults"}.get(kwargs.get("type"),
-                                                                                      "property")
-            words = [section] + [f"{k}={v}" for k, v in kwargs["properties"].items()]
-            name = next(iter(kwargs["properties"]))
+        elif kind == "colocation":
+            words = ["colocation", name, f"{obj.get('score', 'inf')}:", obj["rsc"], obj["with_rsc"]]
+        elif kind == "order":
+            words = ["order", name, f"{obj.get('kind', 'Mandatory')}:", obj["first"], obj["then"]]
+        elif kind == "property":
+            section = {"rsc_defaults": "rsc_defaults", "op_defaults": "op_defaults"}.get(obj.get("type"), "property")
+            words = [section] + [f"{k}={v}" for k, v in obj["properties"].items()]
+            name = next(iter(obj["properties"]))
         else:
             continue
         out.append((name, [str(w) for w in words]))
@@ -248,13 +255,13 @@ def main():
             bad = [v["comment"] for v in ret.values() if v["result"] is False]
             if bad:
                 raise SystemExit(f"formula run failed: {bad}")
-            ph.changes = sum(1 for v in ret.values() if v["changes"])
+            ph.changes = sum(len(v["changes"]) for v in ret.values())  # objects changed
             rows[("formula", phase)] = ph
         verify = subprocess.run(["crm_verify", "--xml-file", str(ours_cib)], capture_output=True, text=True,
                                 check=False)
 
         os.environ["CIB_file"] = str(naive_cib)
-        commands = naive_commands(high)
+        commands = naive_commands(objects_of(high))
         check_word = {"resource-stickiness": "type:rsc_defaults"}
         for phase in ("first apply", "no-op rerun"):
             with Phase(log_path) as ph:
@@ -263,7 +270,7 @@ def main():
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"bench_cluster: glance_ha.cluster crm states ({len(high)} states, {len(commands)} objects)"
+    print(f"bench_cluster: glance_ha.cluster crm states ({len(high)} state(s), {len(commands)} objects)"
           f" vs naive crmsh, CIB_file, {agent}; crm_verify of the formula's CIB:"
           f" {'valid' if verify.returncode == 0 else 'INVALID'}")
     header = f"{'approach':<9} {'phase':<12} {'wall s':>7} {'x naive':>8} {'procs':>6} {'pcmk execs':>10}" \
@@ -282,7 +289,8 @@ def main():
     print("targets: " + "; ".join(f"{text}: {'met' if ok else 'MISSED'}" for text, ok in checks))
     print("wall s: formula = one in-process Salt state run (state.high, Salt's own per-run set-up included),"
           " naive = its crm processes; procs = every process the phase forked (PID namespace counter);"
-          " pcmk execs = Pacemaker/crmsh tool execs (PATH shim), from which CIB reads and writes.")
+          " pcmk execs = Pacemaker/crmsh tool execs (PATH shim), from which CIB reads and writes;"
+          " changes = objects changed.")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 {#- Everything a controller needs; cluster and endpoints can be switched off in pillar
     (glance_ha:cluster:manage, glance_ha:endpoints:manage). Compute nodes use glance_ha.nova. #}
 {%- set tplroot = tpldir.split('/')[0] %}
-{%- from tplroot ~ "/map.jinja" import glance_ha with context %}
+{%- from tplroot ~ "/map.jinja" import glance_ha %}
 
 include:
-  - {{ tplroot }}.agent
+  - {{ tplroot }}.package
   - {{ tplroot }}.config
+  - {{ tplroot }}.service
+  - {{ tplroot }}.agent
 {%- if glance_ha.cluster.manage %}
   - {{ tplroot }}.cluster
 {%- endif %}

@@ -1,8 +1,10 @@
-"""glance_ha.config / glance_ha.nova through the real Salt loader: show_sls, test=True diffs, a real
-apply (inside the sandbox), a second apply with zero changes, bad pillar refused, secrets masked."""
+"""glance_ha.config / glance_ha.nova and their clean mirrors through the real Salt loader: show_sls,
+test=True diffs, a real apply (inside the sandbox), a second apply with zero changes, bad pillar refused,
+secrets masked (in output, logs, what the execution module returns, and on disk at every moment)."""
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -36,7 +38,9 @@ def pillar(request, example_pillar, site_pillar):
     return files_only(example_pillar if request.param == "example" else site_pillar)
 
 
-@pytest.mark.parametrize("sls", ["glance_ha.config", "glance_ha.nova", "glance_ha.agent", "glance_ha"])
+@pytest.mark.parametrize("sls", ["glance_ha.config", "glance_ha.nova", "glance_ha.agent", "glance_ha",
+                                 "glance_ha.package", "glance_ha.clean", "glance_ha.config.clean",
+                                 "glance_ha.agent.clean", "glance_ha.service.clean", "glance_ha.nova.clean"])
 def test_show_sls_renders(modules, pillar, sls):
     ret = modules.state.show_sls(sls, pillar=pillar)
     assert isinstance(ret, dict), ret
@@ -182,3 +186,106 @@ def test_tricky_passwords_survive_oslo_config(modules, example_pillar, formula_r
     creds = Path("/etc/glance/ocf-credentials")
     assert os.stat(creds).st_mode & 0o777 == 0o600
     assert f'OS_PASSWORD="{TRICKY}"\n' in creds.read_text()
+
+
+CREDS = "/etc/glance/ocf-credentials"
+AGENT = "/usr/lib/ocf/resource.d/openstack/glance-api"
+
+
+def test_clean_removes_what_the_formula_wrote(modules, pillar):
+    """glance_ha.clean (cluster and Keystone off here: their clean SLS have their own tests) removes the
+    agent, glance-api.conf and the credentials file, and keeps the image store."""
+    pillar = deep_merge(pillar, {"glance_ha": {"cluster": {"monitor_level": "api"}, "lookup": {"pkgs": []}}})
+    for sls in ("glance_ha.agent", "glance_ha.config"):
+        assert not [r for r in modules.state.sls(sls, pillar=pillar) if r.result is False]
+    store = pillar["glance_ha"]["store"]["path"]
+    Path(store, "image-data").write_text("kept")
+    made = (CONF, CREDS, AGENT)
+    before = snapshot(*made)
+    assert all(before.values())
+
+    dry = {r.id: r for r in modules.state.sls("glance_ha.clean", pillar=pillar, test=True)}
+    assert {k for k, r in dry.items() if r.result is None} == {
+        "glance_ha-agent-clean", "glance_ha-config-file-clean", "glance_ha-ocf-credentials-clean"}
+    assert snapshot(*made) == before, "test=True removed files"
+
+    ret = {r.id: r for r in modules.state.sls("glance_ha.clean", pillar=pillar)}
+    assert all(r.result is True for r in ret.values()), ret
+    assert not any(os.path.exists(p) for p in made)
+    assert Path(store, "image-data").read_text() == "kept"
+    again = modules.state.sls("glance_ha.clean", pillar=pillar)
+    assert [r.changes for r in again if r.changes] == []
+
+
+def test_nova_clean_removes_only_api_servers(modules, pillar):
+    os.makedirs("/etc/nova", exist_ok=True)
+    Path(NOVA).write_text(NOVA_TEXT)
+    modules.state.sls("glance_ha.nova", pillar=pillar)
+    applied = Path(NOVA).read_text()
+    assert applied != NOVA_TEXT
+    dry = list(modules.state.sls("glance_ha.nova.clean", pillar=pillar, test=True))
+    assert dry[0].result is None and "-api_servers = " in dry[0].changes["diff"]
+    assert Path(NOVA).read_text() == applied
+    modules.state.sls("glance_ha.nova.clean", pillar=pillar)
+    assert Path(NOVA).read_text() == NOVA_TEXT
+    assert [r.changes for r in modules.state.sls("glance_ha.nova.clean", pillar=pillar)] == [{}]
+
+
+def test_symlinked_config_keeps_its_link(modules, example_pillar):
+    pillar = files_only(example_pillar)
+    target = "/etc/glance/site/glance-api.conf"
+    wipe(CONF, "/etc/glance/site")
+    os.makedirs("/etc/glance/site")
+    Path(target).write_text("[DEFAULT]\n")
+    os.symlink(target, CONF)
+    try:
+        ret = {r.id: r for r in modules.state.sls("glance_ha.config", pillar=pillar)}
+        assert ret["glance_ha-config-file"].result is True
+        assert os.path.islink(CONF) and os.readlink(CONF) == target
+        assert "[keystone_authtoken]" in Path(target).read_text()
+        assert os.stat(target).st_mode & 0o777 == 0o640
+    finally:
+        wipe(CONF, "/etc/glance/site")
+
+
+def test_new_secrets_never_readable_by_others(modules, example_pillar, monkeypatch):
+    """A config whose mode was widened by hand (0644) gets a rotated password: at no moment of the
+    write does a file under /etc/glance holding the new password allow others to read it."""
+    pillar = files_only(example_pillar)
+    modules.state.sls("glance_ha.config", pillar=pillar)
+    os.chmod(CONF, 0o644)
+    rotated = deep_merge(pillar, {"glance_ha": {"database": {"password": "rotated-db-secret"}}})
+    exposed = []
+
+    def check(*_args):
+        for entry in os.scandir("/etc/glance"):
+            if (entry.is_file(follow_symlinks=False) and os.stat(entry.path).st_mode & 0o004
+                    and "rotated-db-secret" in Path(entry.path).read_text()):
+                exposed.append(entry.path)
+
+    for name in ("rename", "replace", "chmod", "fchmod", "chown", "fchown"):
+        real = getattr(os, name)
+
+        def spy(*args, _real=real, **kwargs):
+            check()
+            out = _real(*args, **kwargs)
+            check()
+            return out
+        monkeypatch.setattr(os, name, spy)
+    monkeypatch.setattr(shutil, "move", lambda *a, _real=shutil.move, **k: (check(), _real(*a, **k), check())[1])
+    ret = {r.id: r for r in modules.state.sls("glance_ha.config", pillar=rotated)}
+    monkeypatch.undo()
+    assert ret["glance_ha-config-file"].result is True
+    assert "rotated-db-secret" in Path(CONF).read_text()
+    assert os.stat(CONF).st_mode & 0o777 == 0o640
+    assert exposed == []
+
+
+def test_execution_module_returns_no_secret(modules, defaults, osfamilymap, site_pillar):
+    """The only operator-callable function of the glance_ha execution module returns a masked view."""
+    public = sorted(name for name in modules if name.startswith("glance_ha."))
+    assert public == ["glance_ha.settings"]
+    view = json.dumps(modules.glance_ha.settings(defaults, osfamilymap, pillar=site_pillar["glance_ha"]))
+    assert "********" in view
+    for secret in SECRETS:
+        assert secret not in view

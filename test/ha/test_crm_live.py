@@ -87,38 +87,27 @@ SEED = ('<cluster_property_set id="cib-bootstrap-options">'
         '</cluster_property_set>')
 
 SLS = f"""
-p_ip_glance-api:
-  crm.primitive_present:
-    - agent: ocf:heartbeat:IPaddr2
-    - params: {{ip: {VIP}, cidr_netmask: 24, nic: eth0}}
-    - ops: [{{name: monitor, interval: 5s, timeout: 20s}}]
-p_glance-api:
-  crm.primitive_present:
-    - agent: ocf:openstack:glance-api
-    - params: {{config: /etc/glance/glance-api.conf, monitor_level: process}}
-    - meta: {{migration-threshold: 3}}
-    - ops: [{{name: monitor, interval: 5s, timeout: 20s}}, {{name: start, timeout: 20s}}]
-    - require: [{{crm: p_ip_glance-api}}]
-col:
-  crm.colocation_present:
-    - name: col_p_glance-api_with_p_ip_glance-api
-    - rsc: p_glance-api
-    - with_rsc: p_ip_glance-api
-    - require: [{{crm: p_glance-api}}]
-ord:
-  crm.order_present:
-    - name: ord_p_ip_glance-api_before_p_glance-api
-    - first: p_ip_glance-api
-    - then: p_glance-api
-    - require: [{{crm: col}}]
-stickiness:
-  crm.property_present:
-    - type: rsc_defaults
-    - properties: {{resource-stickiness: 100}}
-    - require: [{{crm: ord}}]
-commit:
-  crm.commit:
-    - require: [{{crm: p_ip_glance-api}}, {{crm: p_glance-api}}, {{crm: col}}, {{crm: ord}}, {{crm: stickiness}}]
+cib:
+  crm.configured:
+    - objects:
+      - primitive: p_ip_glance-api
+        agent: ocf:heartbeat:IPaddr2
+        params: {{ip: {VIP}, cidr_netmask: 24, nic: eth0}}
+        ops: [{{name: monitor, interval: 5s, timeout: 20s}}]
+      - primitive: p_glance-api
+        agent: ocf:openstack:glance-api
+        params: {{config: /etc/glance/glance-api.conf, monitor_level: process}}
+        meta: {{migration-threshold: 3}}
+        ops: [{{name: monitor, interval: 5s, timeout: 20s}}, {{name: start, timeout: 20s}}]
+      - colocation: col_p_glance-api_with_p_ip_glance-api
+        rsc: p_glance-api
+        with_rsc: p_ip_glance-api
+      - order: ord_p_ip_glance-api_before_p_glance-api
+        first: p_ip_glance-api
+        then: p_glance-api
+      - property: stickiness
+        type: rsc_defaults
+        properties: {{resource-stickiness: 100}}
 """
 
 
@@ -287,7 +276,7 @@ def test_live_cluster_apply_rerun_and_restart(node, modules):
     assert modules.crm.writer_status("")["writer"] is True
 
     first = apply(modules, SLS)
-    assert first["commit"].changes["written"]
+    assert first["cib"].changes and "Wrote 5 object(s)" in first["cib"].comment
     modules.crm.wait(60)
     mon = node.run("crm_mon", "-1").stdout
     assert "p_ip_glance-api" in mon and "p_glance-api" in mon and mon.count("Started node1") == 2, mon

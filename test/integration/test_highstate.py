@@ -111,3 +111,23 @@ def test_no_password_in_process_list(salt_cli, salt_minion, set_pillar, highstat
     seen = sampler.communicate()[0] + proc.communicate()[0]
     for secret in secrets_of(example_pillar):
         assert secret not in seen
+
+
+def test_clean_then_apply_again(salt_cli, salt_minion, set_pillar, highstate_top, example_pillar):
+    """glance_ha.clean through the master removes the agent, glance-api.conf and the credentials file (the
+    image store stays); a highstate afterwards makes the same files again."""
+    pillar = deep_merge(files_only(example_pillar), {"glance_ha": {"cluster": {"monitor_level": "api"}}})
+    creds = "/etc/glance/ocf-credentials"
+    set_pillar(pillar)
+    state_results(salt_cli.run("state.highstate", minion_tgt=salt_minion.id))
+    first = {p: Path(p).read_bytes() for p in (CONF, AGENT, creds)}
+    store = pillar["glance_ha"]["store"]["path"]
+
+    cleaned = state_results(salt_cli.run("state.apply", "glance_ha.clean", minion_tgt=salt_minion.id))
+    assert all(r["result"] is True for r in cleaned.values()), cleaned
+    assert not any(os.path.exists(p) for p in first)
+    assert os.path.isdir(store)
+
+    again = state_results(salt_cli.run("state.highstate", minion_tgt=salt_minion.id))
+    assert all(r["result"] is True for r in again.values())
+    assert {p: Path(p).read_bytes() for p in first} == first

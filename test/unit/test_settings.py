@@ -1,28 +1,45 @@
-"""Pillar merging, validation and derived values of _modules/glance_ha.py (pure functions)."""
+"""Pillar merging, validation and derived values: _utils/glance_ha_settings.py (pure) through the
+thin _modules/glance_ha.py (validation rules, the masked view); INI editing: _utils/glance_ha_ini.py."""
 
 import copy
-import importlib.util
 
 import pytest
 from salt.exceptions import SaltInvocationError
 
-from test.conftest import FORMULA_ROOT, deep_merge
+from test.conftest import deep_merge
+from test.modload import load
+
+SECRETS = ("glance-db-secret", "rabbit-secret", "keystone-admin-secret", "glance-keystone-secret")
 
 
 @pytest.fixture(scope="module")
 def mod():
-    spec = importlib.util.spec_from_file_location("glance_ha_mod", FORMULA_ROOT / "_modules" / "glance_ha.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.__grains__ = {"os_family": "Debian"}
-    module.__salt__ = {}
-    return module
+    return load("_modules/glance_ha.py", __grains__={"os_family": "Debian"}, __salt__={})
+
+
+@pytest.fixture(scope="module")
+def pure():
+    return load("_utils/glance_ha_settings.py")
+
+
+@pytest.fixture(scope="module")
+def secrets_util():
+    return load("_utils/glance_ha_secrets.py")
+
+
+@pytest.fixture(scope="module")
+def ini():
+    return load("_utils/glance_ha_ini.py")
 
 
 @pytest.fixture
-def settings(mod, defaults, osfamilymap):
+def settings(mod, pure, defaults, osfamilymap):
+    """The settings with their secrets (what the config state renders), after the exec module's
+    validation (which raises naming every bad key)."""
     def _settings(pillar, scope="all"):
-        return mod.settings(defaults, osfamilymap, pillar=copy.deepcopy(pillar), scope=scope)
+        mod.settings(defaults, osfamilymap, pillar=copy.deepcopy(pillar), scope=scope)
+        merged = pure.merge(defaults, osfamilymap, copy.deepcopy(pillar), "Debian")
+        return pure.derive(merged, scope)
     return _settings
 
 
@@ -143,6 +160,8 @@ def test_endpoints_derive_from_vips(settings, example_pillar):
     ({"lookup": {"config_file": "glance-api.conf"}}, "glance_ha:lookup:config_file", "absolute path"),
     ({"lookup": {"agent_params": {"os_password": "x"}}}, "glance_ha:lookup:agent_params:os_password",
      "never go into the CIB"),
+    ({"lookup": {"agent_params": {"api_token": "x"}}}, "glance_ha:lookup:agent_params:api_token",
+     "never go into the CIB"),
 ])
 def test_bad_pillar_names_the_key(settings, example_pillar, override, key, words):
     message = errors_of(settings, deep_merge(example_pillar["glance_ha"], override))
@@ -181,11 +200,11 @@ def test_passwords_are_quoted_for_oslo(settings, example_pillar):
     assert settings(pillar)["conf"]["keystone_authtoken"]["password"] == '" "q$$w" "'
 
 
-def test_masked_diff_masks_secrets_it_was_not_told(mod):
+def test_masked_diff_masks_secrets_it_was_not_told(secrets_util):
     old = ("password = old-rotated\nconnection = mysql+pymysql://glance:old-db@db/glance\n"
            "memcache_secret_key = k1\nOS_PASSWORD=\"old\"\nbind_host = 10.0.0.1\n")
     new = old.replace("old", "new").replace("k1", "k2").replace("10.0.0.1", "10.0.0.2")
-    diff = mod.masked_diff(old, new, [])
+    diff = secrets_util.masked_diff(old, new, [])
     for secret in ("old-rotated", "new-rotated", "old-db", "new-db", "k1", "k2", '"old"', '"new"'):
         assert secret not in diff
     assert "-bind_host = 10.0.0.1" in diff and "+bind_host = 10.0.0.2" in diff
@@ -226,14 +245,14 @@ def test_noop_notifications_need_no_rabbit(settings, example_pillar):
     assert "transport_url" not in cfg["conf"]["DEFAULT"]
 
 
-def test_secrets_cover_rendered_forms(mod):
-    found = mod.secrets({"database": {"password": "a$b/c"}, "x": [{"admin_password": "zz"}], "user": "u"})
+def test_secrets_cover_rendered_forms(secrets_util):
+    found = secrets_util.forms(secrets_util.collect({"database": {"password": "a$b/c"}, "x": [{"admin_password": "zz"}], "user": "u"}))
     assert {"a$b/c", "a$$b/c", "a%24b%2Fc", "zz"} <= set(found)
     assert "u" not in found
 
 
-def test_masked_diff(mod):
-    diff = mod.masked_diff("password = old-secret\n", "password = new-secret\n", ["old-secret", "new-secret"])
+def test_masked_diff(secrets_util):
+    diff = secrets_util.masked_diff("password = old-secret\n", "password = new-secret\n", ["old-secret", "new-secret"])
     assert "secret" not in diff
     assert "-password = ********" in diff and "+password = ********" in diff
 
@@ -252,27 +271,50 @@ virt_type = kvm
 """
 
 
-def test_ini_set_replaces_in_place(mod):
-    out = mod.ini_set_text(NOVA, "glance", "api_servers", "http://10.0.0.11:9292")
+def test_ini_set_replaces_in_place(ini):
+    out = ini.set_option(NOVA, "glance", "api_servers", "http://10.0.0.11:9292")
     assert out == NOVA.replace("\napi_servers = http://old:9292\n", "\napi_servers = http://10.0.0.11:9292\n")
-    assert mod._ini_get_text(out, "glance", "api_servers") == "http://10.0.0.11:9292"
+    assert ini.get(out, "glance", "api_servers") == "http://10.0.0.11:9292"
 
 
-def test_ini_set_adds_to_existing_section(mod):
+def test_ini_set_adds_to_existing_section(ini):
     text = NOVA.replace("api_servers = http://old:9292\n", "")
-    out = mod.ini_set_text(text, "glance", "api_servers", "http://v:9292")
+    out = ini.set_option(text, "glance", "api_servers", "http://v:9292")
     assert "num_retries = 3\napi_servers = http://v:9292\n\n[libvirt]" in out
     assert out.replace("api_servers = http://v:9292\n", "") == text
 
 
-def test_ini_set_appends_missing_section(mod):
+def test_ini_set_appends_missing_section(ini):
     text = "[DEFAULT]\nmy_ip = 1.2.3.4"
-    out = mod.ini_set_text(text, "glance", "api_servers", "http://v:9292")
+    out = ini.set_option(text, "glance", "api_servers", "http://v:9292")
     assert out == "[DEFAULT]\nmy_ip = 1.2.3.4\n\n[glance]\napi_servers = http://v:9292\n"
-    assert mod.ini_set_text("", "glance", "k", "v") == "[glance]\nk = v\n"
+    assert ini.set_option("", "glance", "k", "v") == "[glance]\nk = v\n"
 
 
 @pytest.mark.parametrize("value, millis", [("30s", 30000), ("1min", 60000), ("500ms", 500), ("10", 10000),
                                            ("2h", 7200000), ("30x", None), ("", None), ("-1s", None)])
 def test_parse_interval(mod, value, millis):
-    assert mod._parse_interval_ms(value) == millis
+    assert mod._rules()["interval_ms"](value) == millis
+
+
+def test_ini_remove_touches_nothing_else(ini):
+    out = ini.remove_option(NOVA, "glance", "api_servers")
+    assert out == NOVA.replace("\napi_servers = http://old:9292\n", "\n")
+    assert ini.get(out, "glance", "api_servers") is None
+    assert ini.remove_option(out, "glance", "api_servers") == out
+
+
+def test_view_masks_every_secret(mod, defaults, osfamilymap, example_pillar, site_pillar):
+    """What glance_ha.settings returns (to map.jinja, or to an operator's job cache) holds no secret
+    in any form, while the non-secret values are intact."""
+    for pillar in (example_pillar, site_pillar):
+        view = mod.settings(defaults, osfamilymap, pillar=copy.deepcopy(pillar["glance_ha"]))
+        text = repr(view)
+        for secret in SECRETS + ("p@ss:w$rd/with%chars", "p%40ss%3Aw%24rd%2Fwith%25chars"):
+            assert secret not in text
+        assert view["keystone"]["service_user"]["password"] == "********"
+        assert view["conf"]["keystone_authtoken"]["password"] == "********"
+        assert "glance:********@" in view["conf"]["database"]["connection"]
+        assert view["lookup"]["config_file"] == "/etc/glance/glance-api.conf"
+    view = mod.settings(defaults, osfamilymap, pillar=copy.deepcopy(example_pillar["glance_ha"]))
+    assert view["conf"]["DEFAULT"]["transport_url"] == "rabbit://openstack:********@10.0.0.11:5672/"

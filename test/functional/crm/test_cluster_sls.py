@@ -1,15 +1,13 @@
 """glance_ha.cluster rendered from pillar and applied through the Salt loader against a CIB file."""
 
 import copy
+import xml.etree.ElementTree as ET
 
 import pytest
 
 pytestmark = pytest.mark.usefixtures("glance_agent")
 
-CRM_IDS = ("glance_ha-cluster-vip-internal", "glance_ha-cluster-vip-public", "glance_ha-cluster-resource",
-           "glance_ha-cluster-colocation-internal", "glance_ha-cluster-order-internal",
-           "glance_ha-cluster-colocation-public", "glance_ha-cluster-order-public",
-           "glance_ha-cluster-stickiness", "glance_ha-cluster-commit")
+CLUSTER = "glance_ha-cluster"
 OBJECTS = ("p_ip_glance-api", "p_ip_glance-api-public", "p_glance-api",
            "col_p_glance-api_with_p_ip_glance-api", "ord_p_ip_glance-api_before_p_glance-api",
            "col_p_ip_glance-api-public_with_p_ip_glance-api", "ord_p_ip_glance-api-public_before_p_glance-api")
@@ -33,25 +31,24 @@ def apply(modules, pillar, test=False):
 
 
 def crm_changes(results):
-    return {s: r.changes for s, r in results.items() if s.startswith("glance_ha-cluster-") and r.changes}
+    return {s: r.changes for s, r in results.items() if s.startswith("glance_ha-cluster") and r.changes}
 
 
 def test_cluster_sls_alone_in_test_mode_shows_everything_and_writes_nothing(modules, cib, pillar):
     before = cib.xml()
     results = apply(modules, pillar, test=True)
-    for state_id in CRM_IDS:
-        assert results[state_id].result is None, (state_id, results[state_id].comment)
-    assert results["glance_ha-cluster-resource"].changes["new"]["params"] == {
+    assert results[CLUSTER].result is None, results[CLUSTER].comment
+    assert results[CLUSTER].changes["p_glance-api"]["new"]["params"] == {
         "config": "/etc/glance/glance-api.conf", "credentials_file": "/etc/glance/ocf-credentials",
         "monitor_level": "http"}
-    assert "Would write 8 object(s)" in results["glance_ha-cluster-commit"].comment
+    assert "Would write 8 object(s)" in results[CLUSTER].comment
     assert cib.xml() == before
 
 
 def test_cluster_sls_creates_a_valid_configuration_and_a_rerun_changes_nothing(modules, cib, pillar):
     epoch = cib.epoch
     results = apply(modules, pillar)
-    assert results["glance_ha-cluster-commit"].changes["written"]
+    assert list(results[CLUSTER].changes) == [*OBJECTS, "rsc_defaults:rsc-options"]
     assert cib.epoch == epoch + 1
     assert cib.verify().returncode == 0, cib.verify().stderr
     for obj in OBJECTS:
@@ -74,7 +71,7 @@ def test_cluster_sls_creates_a_valid_configuration_and_a_rerun_changes_nothing(m
     written = cib.xml()
     again = apply(modules, pillar)
     assert crm_changes(again) == {}
-    assert "Nothing to write" in again["glance_ha-cluster-commit"].comment
+    assert "Nothing to write" in again[CLUSTER].comment
     assert cib.xml() == written
 
 
@@ -89,7 +86,7 @@ def test_cluster_sls_follows_pillar_changes_in_one_write(modules, cib, pillar):
     cl["monitor_level"] = "process"
     changed["glance_ha"]["vip"]["public"] = ""
     results = apply(modules, changed)
-    assert results["glance_ha-cluster-resource"].changes == {
+    assert results[CLUSTER].changes["p_glance-api"] == {
         "meta": {"migration-threshold": {"old": "3", "new": "5"}},
         "params": {"monitor_level": {"old": "http", "new": "process"}},
         "ops": {"monitor-20s": {"interval": {"old": "30s", "new": "20s"}, "timeout": {"old": "30s", "new": "40s"},
@@ -122,7 +119,7 @@ def test_agent_secrets_are_masked(modules, cib, pillar):
         results = apply(modules, data, test=test)
         text = repr({s: (r.changes, r.comment) for s, r in results.items() if s.startswith("glance_ha-cluster")})
         assert "svc-name-77" not in text
-        assert "******" in text
+        assert "********" in text
     assert cib.find("p_glance-api-instance_attributes-os_username").get("value") == "svc-name-77"
 
 
@@ -146,5 +143,47 @@ def test_cluster_manage_false_renders_no_pacemaker_state(modules, pillar):
         assert isinstance(shown, dict), shown
         return [k for k, v in shown.items() if isinstance(v, dict) and "crm" in v]
 
-    assert "glance_ha-cluster-commit" in crm_states(pillar)
+    assert CLUSTER in crm_states(pillar)
     assert crm_states(data) == []
+
+
+def test_cluster_clean_removes_exactly_the_formula_objects_in_one_write(modules, cib, pillar):
+    apply(modules, pillar)
+    cib.crm("primitive p_site ocf:heartbeat:Dummy op monitor interval=17s\n"
+            "location loc_site p_site 50: node9\n"
+            "rsc_defaults migration-threshold=4")
+    foreign = {i: ET.canonicalize(ET.tostring(cib.find(i), encoding="unicode"), strip_text=True)
+               for i in ("p_site", "loc_site")}
+    epoch = cib.epoch
+    dry = modules.state.sls("glance_ha.cluster.clean", pillar=pillar, test=True)
+    assert {r.id: r.result for r in dry} == {"glance_ha-cluster-clean": None}
+    assert cib.epoch == epoch
+    ret = {r.id: r for r in modules.state.sls("glance_ha.cluster.clean", pillar=pillar)}
+    clean = ret["glance_ha-cluster-clean"]
+    assert clean.result is True, clean.comment
+    assert sorted(clean.changes) == sorted([*OBJECTS, "rsc_defaults:resource-stickiness"])
+    assert cib.epoch == epoch + 1  # one write
+    for obj in OBJECTS:
+        assert cib.find(obj) is None, obj
+    assert cib.root().find(".//rsc_defaults//nvpair[@name='resource-stickiness']") is None
+    # Not the formula's: untouched.
+    assert {i: ET.canonicalize(ET.tostring(cib.find(i), encoding="unicode"), strip_text=True)
+            for i in foreign} == foreign
+    assert cib.root().find(".//rsc_defaults//nvpair[@name='migration-threshold']").get("value") == "4"
+    assert cib.verify().returncode == 0
+    again = {r.id: r for r in modules.state.sls("glance_ha.cluster.clean", pillar=pillar)}
+    assert again["glance_ha-cluster-clean"].changes == {} and cib.epoch == epoch + 1
+    # Applying the formula again gives what the first apply gave.
+    apply(modules, pillar)
+    for obj in OBJECTS:
+        assert cib.find(obj) is not None, obj
+
+
+def test_cluster_clean_refuses_when_a_foreign_constraint_names_a_formula_resource(modules, cib, pillar):
+    apply(modules, pillar)
+    cib.crm("location loc_api p_glance-api 50: node9")
+    before = cib.xml()
+    ret = {r.id: r for r in modules.state.sls("glance_ha.cluster.clean", pillar=pillar)}
+    clean = ret["glance_ha-cluster-clean"]
+    assert clean.result is False and "loc_api" in clean.comment and "p_glance-api" in clean.comment
+    assert cib.xml() == before

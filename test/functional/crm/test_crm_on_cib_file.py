@@ -2,6 +2,8 @@
 (``state.high``), real cibadmin / crm_verify / crm_diff / crm_resource, crmsh for hand edits."""
 
 import logging
+import os
+import shutil
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -11,42 +13,33 @@ pytestmark = pytest.mark.usefixtures("glance_agent")
 
 SECRET = "Zq9-hunter2-S3cr3t"
 SECRET2 = "svc-user-7711"
+SECRET3 = "tok-Api-9911"
 
 BASE = """
-p_vip:
-  crm.primitive_present:
-    - agent: ocf:heartbeat:IPaddr2
-    - params: {ip: 198.51.100.10, cidr_netmask: 24}
-    - ops:
-      - {name: monitor, interval: 10s, timeout: 20s}
-      - {name: start, timeout: 20s}
-      - {name: stop, timeout: 20s}
-p_api:
-  crm.primitive_present:
-    - agent: ocf:openstack:glance-api
-    - params: {config: /etc/glance/glance-api.conf, monitor_level: http}
-    - meta: {migration-threshold: 3, failure-timeout: 120s}
-    - ops: {monitor: {interval: 30s, timeout: 30s}, start: {timeout: 60s}, stop: {timeout: 60s}}
-    - require: [{crm: p_vip}]
-col_api_with_vip:
-  crm.colocation_present:
-    - rsc: p_api
-    - with_rsc: p_vip
-    - require: [{crm: p_api}]
-ord_vip_before_api:
-  crm.order_present:
-    - first: p_vip
-    - then: p_api
-    - require: [{crm: col_api_with_vip}]
-stickiness:
-  crm.property_present:
-    - type: rsc_defaults
-    - properties: {resource-stickiness: 100}
-    - require: [{crm: ord_vip_before_api}]
-commit:
-  crm.commit:
-    - require: [{crm: p_vip}, {crm: p_api}, {crm: col_api_with_vip}, {crm: ord_vip_before_api},
-                {crm: stickiness}]
+cib:
+  crm.configured:
+    - objects:
+      - primitive: p_vip
+        agent: ocf:heartbeat:IPaddr2
+        params: {ip: 198.51.100.10, cidr_netmask: 24}
+        ops:
+          - {name: monitor, interval: 10s, timeout: 20s}
+          - {name: start, timeout: 20s}
+          - {name: stop, timeout: 20s}
+      - primitive: p_api
+        agent: ocf:openstack:glance-api
+        params: {config: /etc/glance/glance-api.conf, monitor_level: http}
+        meta: {migration-threshold: 3, failure-timeout: 120s}
+        ops: {monitor: {interval: 30s, timeout: 30s}, start: {timeout: 60s}, stop: {timeout: 60s}}
+      - colocation: col_api_with_vip
+        rsc: p_api
+        with_rsc: p_vip
+      - order: ord_vip_before_api
+        first: p_vip
+        then: p_api
+      - property: stickiness
+        type: rsc_defaults
+        properties: {resource-stickiness: 100}
 """
 OWNED = ("p_vip", "p_api", "col_api_with_vip", "ord_vip_before_api")
 
@@ -64,9 +57,9 @@ def test_create_from_empty_cib_valid_and_second_run_changes_nothing(modules, cib
     first = apply_sls(modules, BASE)
     assert not failed(first)
     for obj in OWNED:
-        assert first[obj].changes["old"] is None, obj
+        assert first["cib"].changes[obj]["old"] is None, obj
         assert cib.find(obj) is not None, obj
-    assert first["commit"].changes["written"] == [*OWNED, "rsc_defaults:rsc-options"]
+    assert list(first["cib"].changes) == [*OWNED, "rsc_defaults:rsc-options"]
     # ONE write: the epoch moved by exactly one for the whole run.
     assert cib.versions()[1] == before[1] + 1
     verify = cib.verify()
@@ -80,7 +73,7 @@ def test_create_from_empty_cib_valid_and_second_run_changes_nothing(modules, cib
     second = apply_sls(modules, BASE)
     assert not failed(second)
     assert {sid: r.changes for sid, r in second.items() if r.changes} == {}
-    assert "Nothing to write" in second["commit"].comment
+    assert "Nothing to write" in second["cib"].comment
     assert cib.xml() == after_first  # not even num_updates moved
 
 
@@ -88,14 +81,14 @@ def test_test_mode_shows_the_exact_diff_and_writes_nothing(modules, cib):
     before = cib.xml()
     dry = apply_sls(modules, BASE, test=True)
     assert not failed(dry)
-    assert dry["p_vip"].result is None
-    assert dry["p_vip"].changes == {"old": None, "new": {
+    assert dry["cib"].result is None
+    assert dry["cib"].changes["p_vip"] == {"old": None, "new": {
         "type": "primitive", "id": "p_vip", "agent": "ocf:heartbeat:IPaddr2",
         "params": {"ip": "198.51.100.10", "cidr_netmask": "24"},
         "ops": {"monitor-10s": {"name": "monitor", "interval": "10s", "timeout": "20s"},
                 "start-0s": {"name": "start", "interval": "0s", "timeout": "20s"},
                 "stop-0s": {"name": "stop", "interval": "0s", "timeout": "20s"}}}}
-    assert dry["commit"].result is None and "Would write 5 object(s)" in dry["commit"].comment
+    assert "Would write 5 object(s)" in dry["cib"].comment
     assert cib.xml() == before
 
     apply_sls(modules, BASE)
@@ -103,10 +96,10 @@ def test_test_mode_shows_the_exact_diff_and_writes_nothing(modules, cib):
     changed = BASE.replace("cidr_netmask: 24}", "cidr_netmask: 25}").replace(
         "{interval: 30s, timeout: 30s}", "{interval: 30s, timeout: 45s}")
     dry = apply_sls(modules, changed, test=True)
-    assert dry["p_vip"].result is None
-    assert dry["p_vip"].changes == {"params": {"cidr_netmask": {"old": "24", "new": "25"}}}
-    assert dry["p_api"].changes == {"ops": {"monitor-30s": {"timeout": {"old": "30s", "new": "45s"}}}}
-    assert dry["col_api_with_vip"].result is True and dry["col_api_with_vip"].changes == {}
+    assert dry["cib"].result is None
+    assert dry["cib"].changes == {"p_vip": {"params": {"cidr_netmask": {"old": "24", "new": "25"}}},
+                                  "p_api": {"ops": {"monitor-30s": {"timeout": {"old": "30s", "new": "45s"}}}}}
+    assert "col_api_with_vip" not in dry["cib"].changes
     assert cib.xml() == written
 
 
@@ -129,16 +122,16 @@ def test_hand_edits_are_corrected_in_place_and_unowned_objects_untouched(modules
 
     fixed = apply_sls(modules, BASE)
     assert not failed(fixed)
-    assert fixed["p_vip"].changes == {
+    assert fixed["cib"].changes["p_vip"] == {
         "params": {"ip": {"old": "198.51.100.99", "new": "198.51.100.10"},
                    "iflabel": {"old": "hand", "new": None}},
         "ops": {"monitor-10s": {"timeout": {"old": "99s", "new": "20s"}}}}
-    assert fixed["p_api"].changes == {
+    assert fixed["cib"].changes["p_api"] == {
         "meta": {"migration-threshold": {"old": "9", "new": "3"}},
         "ops": {"monitor-30s": {"interval": {"old": "1min", "new": "30s"},
                                 "op": {"old": "monitor-60s", "new": "monitor-30s"}}}}
-    assert fixed["col_api_with_vip"].changes == {"score": {"old": "500", "new": "INFINITY"}}
-    assert fixed["ord_vip_before_api"].changes == {}
+    assert fixed["cib"].changes["col_api_with_vip"] == {"score": {"old": "500", "new": "INFINITY"}}
+    assert "ord_vip_before_api" not in fixed["cib"].changes
     assert cib.versions()[1] == edited[1] + 1  # one write
     # Same ids (the hand-added nvpair is gone, nothing was re-created under a new id).
     assert cib.ids("p_vip") == [i for i in ids_vip]
@@ -164,32 +157,30 @@ def test_equivalent_values_are_not_changes(modules, cib):
 
 
 BAD_TEMPLATE = """
-p_good:
-  crm.primitive_present:
-    - agent: ocf:heartbeat:Dummy
-    - ops: [{name: monitor, interval: 10s, timeout: 20s}]
-p_bad:
-  crm.primitive_present:
-    - agent: ocf:heartbeat:Dummy
-    - params: {state: /tmp/x}
-    - ops: [{name: monitor, interval: 10s, timeout: 20s}]
-commit:
-  crm.commit:
-    - require: [{crm: p_good}, {crm: p_bad}]
+cib:
+  crm.configured:
+    - objects:
+      - primitive: p_good
+        agent: ocf:heartbeat:Dummy
+        ops: [{name: monitor, interval: 10s, timeout: 20s}]
+      - primitive: p_bad
+        agent: ocf:heartbeat:Dummy
+        params: {state: /tmp/x}
+        ops: [{name: monitor, interval: 10s, timeout: 20s}]
 """
 BAD_INPUTS = {
-    "unknown-agent": ("agent: ocf:heartbeat:Dummy\n    - params",
-                      "agent: ocf:heartbeat:NoSuchAgent\n    - params",
+    "unknown-agent": ("agent: ocf:heartbeat:Dummy\n        params",
+                      "agent: ocf:heartbeat:NoSuchAgent\n        params",
                       ["p_bad", "ocf:heartbeat:NoSuchAgent", "not installed"]),
     "unknown-param": ("{state: /tmp/x}", "{state: /tmp/x, bogus_param: 1}", ["p_bad", "'bogus_param'", "not known"]),
-    "bad-interval": ("{state: /tmp/x}\n    - ops: [{name: monitor, interval: 10s",
-                     "{state: /tmp/x}\n    - ops: [{name: monitor, interval: 10x",
+    "bad-interval": ("{state: /tmp/x}\n        ops: [{name: monitor, interval: 10s",
+                     "{state: /tmp/x}\n        ops: [{name: monitor, interval: 10x",
                      ["p_bad", "op monitor", "interval '10x'"]),
-    "bad-op-attr": ("{state: /tmp/x}\n    - ops: [{name: monitor, interval: 10s, timeout",
-                    "{state: /tmp/x}\n    - ops: [{name: monitor, interval: 10s, timout",
+    "bad-op-attr": ("{state: /tmp/x}\n        ops: [{name: monitor, interval: 10s, timeout",
+                    "{state: /tmp/x}\n        ops: [{name: monitor, interval: 10s, timout",
                     ["p_bad", "op monitor", "'timout'"]),
-    "unknown-op": ("{state: /tmp/x}\n    - ops: [{name: monitor",
-                   "{state: /tmp/x}\n    - ops: [{name: monitr", ["p_bad", "'monitr'", "not an action"]),
+    "unknown-op": ("{state: /tmp/x}\n        ops: [{name: monitor",
+                   "{state: /tmp/x}\n        ops: [{name: monitr", ["p_bad", "'monitr'", "not an action"]),
 }
 
 
@@ -201,12 +192,11 @@ def test_bad_input_is_a_clear_error_and_nothing_is_written(modules, cib, case):
     before = cib.xml()
     for test in (True, False):
         results = apply_sls(modules, bad, test=test)
-        assert results["p_good"].result is not False
-        assert results["p_bad"].result is False
+        assert results["cib"].result is False
         for word in words:
-            assert word in results["p_bad"].comment, results["p_bad"].comment
-        assert results["commit"].result is False
-        assert cib.xml() == before  # epoch unchanged, p_good not written either
+            assert word in results["cib"].comment, results["cib"].comment
+        assert "p_good" not in results["cib"].comment  # its declaration is fine ...
+        assert cib.xml() == before  # ... but nothing is written, p_good neither: all or nothing
 
 
 def test_missing_required_param_is_an_error(modules, cib):
@@ -233,32 +223,29 @@ p_api:
     - params: {{config: /etc/glance/glance-api.conf, os_password: {SECRET}, os_username: {SECRET2}}}
     - secret_params: [os_username]
     - ops: [{{name: monitor, interval: 30s, timeout: 30s}}]
-commit:
-  crm.commit:
-    - require: [{{crm: p_api}}]
 """
     outputs = []
     for test in (True, False):
         outputs.append(apply_sls(modules, sls, test=test))
     # The secret is really in the CIB (so the checks below could fail) ...
     assert cib.find("p_api-instance_attributes-os_password").get("value") == SECRET
-    assert outputs[0]["p_api"].changes["new"]["params"]["os_password"] == "******"
-    assert outputs[0]["p_api"].changes["new"]["params"]["os_username"] == "******"
+    assert outputs[0]["p_api"].changes["new"]["params"]["os_password"] == "********"
+    assert outputs[0]["p_api"].changes["new"]["params"]["os_username"] == "********"
     # ... a hand edit of it is reported and corrected, masked ...
     run("crm_resource", "--resource", "p_api", "--set-parameter", "os_password", "--parameter-value", "typo-pw")
     drift = apply_sls(modules, sls)
-    assert drift["p_api"].changes == {"params": {"os_password": {"old": "******", "new": "******"}}}
+    assert drift["p_api"].changes == {"params": {"os_password": {"old": "********", "new": "********"}}}
     outputs.append(drift)
     # ... and errors about the object (unknown param, bad agent) do not echo it.
     for broken in (sls.replace("secret_params", "meta: {x: y}\n    - secret_params").replace(
-                       "os_username:", "bogus: 1, os_username:"),
+                       "os_username:", f"api_token: {SECRET3}, os_username:"),
                    sls.replace("ocf:openstack:glance-api", "ocf:openstack:no-such-agent")):
         res = apply_sls(modules, broken)
         assert res["p_api"].result is False
         outputs.append(res)
     text = repr([{s: (r.result, r.changes, r.comment) for s, r in o.items()} for o in outputs])
     assert "typo-pw" not in text
-    for secret in (SECRET, SECRET2):
+    for secret in (SECRET, SECRET2, SECRET3):
         assert secret not in text
         assert secret not in caplog.text
         log_file = minion_opts.get("log_file")
@@ -271,83 +258,71 @@ commit:
     assert "p_api" in caplog.text  # the log was captured at all
 
 
-def test_concurrent_change_between_read_and_write_is_detected_not_overwritten(modules, cib):
-    sls = BASE.replace("""commit:
-  crm.commit:
-    - require: [""", """intruder:
-  cmd.run:
-    - name: cibadmin --create --scope resources --xml-text '<primitive id="p_intruder" class="ocf" provider="heartbeat" type="Dummy"/>'
-    - require: [{crm: stickiness}]
-commit:
-  crm.commit:
-    - require: [{cmd: intruder}, """)
+def shim_crm_verify(tmp_path, monkeypatch, command):
+    """A crm_verify that first runs ``command``: another writer acting between this run's read
+    of the CIB and its write (crm_verify of the staged CIB runs in between)."""
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    real = shutil.which("crm_verify")
+    (shim / "crm_verify").write_text(f"#!/bin/sh\n{command} >/dev/null 2>&1\nexec {real} \"$@\"\n")
+    (shim / "crm_verify").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shim}:{os.environ['PATH']}")
+
+
+def test_concurrent_change_between_read_and_write_is_detected_not_overwritten(modules, cib, tmp_path,
+                                                                               monkeypatch):
+    shim_crm_verify(tmp_path, monkeypatch, "cibadmin --create --scope resources --xml-text"
+                    " '<primitive id=\"p_intruder\" class=\"ocf\" provider=\"heartbeat\" type=\"Dummy\"/>'")
     before = cib.versions()
-    results = apply_sls(modules, sls)
-    assert results["intruder"].result is True
-    assert results["commit"].result is False
-    assert "changed since this run read it" in results["commit"].comment
+    results = apply_sls(modules, BASE)
+    assert results["cib"].result is False
+    assert "changed since this run read it" in results["cib"].comment
     assert cib.find("p_intruder") is not None  # the other writer's change survives
     for obj in OWNED:
         assert cib.find(obj) is None, obj  # and nothing of this run was written
     assert cib.versions()[1] == before[1] + 1  # only the intruder's write
     # The next run reconciles against the new configuration and leaves p_intruder alone.
+    monkeypatch.undo()
+    monkeypatch.setenv("CIB_file", str(cib.path))
     again = apply_sls(modules, BASE)
     assert not failed(again) and cib.find("p_api") is not None and cib.find("p_intruder") is not None
 
 
-def test_status_only_update_between_read_and_write_is_rebased(modules, cib):
+def test_status_only_update_between_read_and_write_is_rebased(modules, cib, tmp_path, monkeypatch):
     # A status update (num_updates) is not a configuration change: the write is rebuilt and goes through.
-    sls = BASE.replace("""commit:
-  crm.commit:
-    - require: [""", """status:
-  cmd.run:
-    - name: cibadmin --create --scope status --xml-text '<node_state id="1" uname="node1"/>'
-    - require: [{crm: stickiness}]
-commit:
-  crm.commit:
-    - require: [{cmd: status}, """)
-    results = apply_sls(modules, sls)
-    assert results["commit"].result is True, results["commit"].comment
+    shim_crm_verify(tmp_path, monkeypatch, "cibadmin --create --scope status --xml-text"
+                    " '<node_state id=\"1\" uname=\"node1\"/>'")
+    results = apply_sls(modules, BASE)
+    assert results["cib"].result is True, results["cib"].comment
     assert cib.find("p_api") is not None
     assert cib.root().find("status/node_state").get("uname") == "node1"
 
 
 def test_only_the_writer_writes(modules, cib):
-    other = BASE.replace("    - require: [{crm: p_vip}]", "    - require: [{crm: p_vip}]\n    - writer: ctl9"
-                         ).replace("    - agent: ocf:heartbeat:IPaddr2", "    - agent: ocf:heartbeat:IPaddr2\n"
-                                   "    - writer: ctl9").replace("  crm.commit:\n", "  crm.commit:\n    - writer: ctl9\n")
+    other = BASE + "    - writer: ctl9\n"
     before = cib.xml()
     results = apply_sls(modules, other)
-    assert results["p_vip"].result is True and results["p_vip"].changes == {}
-    assert "Not the writer" in results["p_vip"].comment and "198.51.100.10" in results["p_vip"].comment
-    assert results["commit"].result is True and "Not the writer" in results["commit"].comment
+    assert results["cib"].result is True and results["cib"].changes == {}
+    assert "Not the writer" in results["cib"].comment and "198.51.100.10" in results["cib"].comment
     assert cib.xml() == before
     mine = other.replace("ctl9", modules.grains.get("id"))
     results = apply_sls(modules, mine)
-    assert results["commit"].result is True and results["commit"].changes["written"]
+    assert results["cib"].result is True and results["cib"].changes and "Wrote 5 object(s)" in results["cib"].comment
 
 
 def test_group_membership_and_absent(modules, cib):
     apply_sls(modules, BASE)
-    group = BASE.replace("""commit:
-  crm.commit:
-    - require: [""", """g_api:
-  crm.group_present:
-    - members: [p_vip, p_api]
-    - require: [{crm: stickiness}]
-commit:
-  crm.commit:
-    - require: [{crm: g_api}, """)
+    group = BASE + "      - group: g_api\n        members: [p_vip, p_api]\n"
     ids = cib.ids("p_api")
     res = apply_sls(modules, group)
-    assert res["g_api"].changes["new"]["members"] == ["p_vip", "p_api"]
+    assert res["cib"].changes["g_api"]["new"]["members"] == ["p_vip", "p_api"]
     assert [c.get("id") for c in cib.find("g_api")] == ["p_vip", "p_api"]
     assert cib.ids("p_api") == ids  # moved into the group, same definition and ids
     assert cib.verify().returncode == 0
     reordered = group.replace("members: [p_vip, p_api]", "members: [p_api, p_vip]")
     res = apply_sls(modules, reordered)
-    assert res["g_api"].changes == {"members": {"old": ["p_vip", "p_api"], "new": ["p_api", "p_vip"]}}
-    assert apply_sls(modules, reordered)["commit"].changes == {}
+    assert res["cib"].changes == {"g_api": {"members": {"old": ["p_vip", "p_api"], "new": ["p_api", "p_vip"]}}}
+    assert apply_sls(modules, reordered)["cib"].changes == {}
 
     # Removing a resource that a constraint still names is refused, nothing written ...
     before = cib.xml()
@@ -358,19 +333,39 @@ commit:
     assert cib.xml() == before
     # ... unless the constraints go in the same transaction.
     absent_all = """
-c1: {crm.absent: [{name: col_api_with_vip}]}
-c2: {crm.absent: [{name: ord_vip_before_api}]}
-g: {crm.absent: [{name: g_api}]}
-commit:
-  crm.commit:
-    - require: [{crm: c1}, {crm: c2}, {crm: g}]
+gone:
+  crm.configured:
+    - objects:
+      - absent: col_api_with_vip
+      - absent: ord_vip_before_api
+      - absent: g_api
 """
     res = apply_sls(modules, absent_all)
-    assert res["commit"].result is True, res["commit"].comment
-    assert res["g"].changes["old"]["members"] == ["p_api", "p_vip"]
+    assert res["gone"].result is True, res["gone"].comment
+    assert res["gone"].changes["g_api"]["old"]["members"] == ["p_api", "p_vip"]
     for obj in ("g_api", "p_api", "p_vip", "col_api_with_vip", "ord_vip_before_api"):
         assert cib.find(obj) is None, obj
-    assert apply_sls(modules, absent_all)["commit"].changes == {}
+    assert apply_sls(modules, absent_all)["gone"].changes == {}
+
+
+def test_agent_installed_later_in_the_run_defers_its_check_in_test_mode_only(modules, cib):
+    sls = """
+cib:
+  crm.configured:
+    - objects:
+      - primitive: p_new
+        agent: ocf:openstack:not-installed-yet
+        params: {config: /etc/x.conf}
+"""
+    declared = sls + "    - agent_sources: {ocf:openstack:not-installed-yet: salt://somewhere/agent}\n"
+    before = cib.xml()
+    dry = apply_sls(modules, declared, test=True)
+    assert dry["cib"].result is None and dry["cib"].changes["p_new"]["old"] is None
+    assert "not installed yet" in dry["cib"].comment and "salt://somewhere/agent" in dry["cib"].comment
+    for text, test in ((sls, True), (declared, False)):
+        res = apply_sls(modules, text, test=test)
+        assert res["cib"].result is False and "not installed on this node" in res["cib"].comment
+    assert cib.xml() == before
 
 
 def test_properties_updated_where_they_are(modules, cib):
@@ -404,3 +399,25 @@ def test_single_state_without_commit_writes_itself(states, cib):
     ret = states.crm.primitive_present(name="p_one", agent="ocf:heartbeat:Dummy",
                                        ops=[{"name": "monitor", "interval": "20s"}])
     assert ret.result is True and ret.changes == {}
+
+
+def test_operator_views_mask_secret_parameters(modules, cib):
+    """crm.query, crm.get, crm.show and crm.diff mask by THE secrets rule (api_token, secret_key,
+    *_password) plus secret_params; the values are really in the CIB."""
+    run("cibadmin", "--create", "--scope", "resources", "--xml-text",
+        '<primitive id="p_tok" class="ocf" provider="heartbeat" type="Dummy"><instance_attributes id="p_tok-ia">'
+        '<nvpair id="p_tok-1" name="api_token" value="tok-5150"/><nvpair id="p_tok-2" name="secret_key" value="key-5150"/>'
+        '<nvpair id="p_tok-3" name="db_password" value="pw-5150"/><nvpair id="p_tok-4" name="state" value="st-5150"/>'
+        '</instance_attributes></primitive>')
+    assert "tok-5150" in cib.xml()
+    views = [modules.crm.query(secret_params=["state"]), modules.crm.get("p_tok", secret_params=["state"]),
+             modules.crm.show(secret_params=["state"]),
+             modules.crm.diff([{"primitive": "p_tok", "agent": "ocf:heartbeat:Dummy",
+                                "params": {"state": "st-6160"}}], secret_params=["state"])]
+    text = repr(views)
+    for value in ("tok-5150", "key-5150", "pw-5150", "st-5150", "st-6160"):
+        assert value not in text, value
+    assert views[1]["params"] == {"api_token": "********", "secret_key": "********", "db_password": "********",
+                                  "state": "********"}
+    assert views[3]["result"] is None and views[3]["changes"]["p_tok"]["params"]["api_token"] == {
+        "old": "********", "new": None}

@@ -1,15 +1,10 @@
-{#- glance-api.conf, the store directories, the agent's credentials file, and the distribution's own
-    glance-api service stopped and disabled: Pacemaker alone starts glance-api. #}
+{#- glance-api.conf, the store directories and the agent's credentials file (api monitor level only). #}
 {%- set tplroot = tpldir.split('/')[0] %}
-{%- from tplroot ~ "/map.jinja" import glance_ha with context %}
+{%- from tplroot ~ "/map.jinja" import glance_ha %}
 {%- set look = glance_ha.lookup %}
 
-{%- if look.pkgs %}
-
-glance_ha-packages:
-  pkg.installed:
-    - pkgs: {{ look.pkgs | json }}
-{%- endif %}
+include:
+  - {{ tplroot }}.package
 
 {%- set conf_dirs = [look.config_dir] %}
 {%- for path in (look.config_file, look.credentials_file) %}
@@ -73,18 +68,4 @@ glance_ha-ocf-credentials:
 glance_ha-ocf-credentials:
   file.absent:
     - name: {{ look.credentials_file }}
-{%- endif %}
-
-{#- Where there is no service manager (containers), or the distribution ships no glance-api service
-    (pip or WSGI installs), there is nothing to stop. #}
-{%- if look.service and grains.get('init', 'unknown') not in ('unknown', '') and salt['service.available'](look.service) %}
-
-glance_ha-distro-service:
-  service.dead:
-    - name: {{ look.service }}
-    - enable: false
-{%- if look.pkgs %}
-    - require:
-      - pkg: glance_ha-packages
-{%- endif %}
 {%- endif %}

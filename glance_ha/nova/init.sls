@@ -1,7 +1,7 @@
 {#- Compute nodes (and any nova host): [glance] api_servers -> the internal VIP. Only that one key of
     nova.conf is edited; the rest of the operator's file is left as it is. #}
 {%- set tplroot = tpldir.split('/')[0] %}
-{%- from tplroot ~ "/map.jinja" import glance_ha with context %}
+{%- from tplroot ~ "/nova/map.jinja" import glance_ha %}
 
 glance_ha-nova-api-servers:
   glance_ha.ini_option_present:

@@ -1,6 +1,6 @@
 {#- The glance-api OCF resource agent, where Pacemaker looks for ocf:openstack:glance-api. #}
 {%- set tplroot = tpldir.split('/')[0] %}
-{%- from tplroot ~ "/map.jinja" import glance_ha with context %}
+{%- from tplroot ~ "/map.jinja" import glance_ha %}
 {%- set cluster = glance_ha.cluster %}
 
 glance_ha-agent:

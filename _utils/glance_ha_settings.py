@@ -1,0 +1,549 @@
+"""
+The settings of the glance_ha formula, pure: merging, validation, derived values.
+
+defaults.yaml <- the os_family map <- pillar ``glance_ha:lookup`` <- pillar ``glance_ha`` are merged
+(:func:`merge`), checked (:func:`problems`: every problem at once, each naming its pillar key) and
+completed (:func:`derive`: the VIP addresses and netmasks, the endpoint URLs, and ``conf``, the
+sections of glance-api.conf with values escaped for oslo.config).
+
+No Salt dunders, no I/O. The Pacemaker value rules (intervals, ids) and the Keystone URL rule are
+handed in by the caller as ``rules``, as is the secrets rule: ``{"interval_ms": f(value) -> int|None,
+"is_id": f(str) -> bool, "auth_url_problem": f(url) -> str|None, "is_secret": f(name) -> bool,
+"interfaces": the endpoint interface names}``. Loaded by Salt as
+``__utils__['glance_ha_settings.<function>']`` and importable as a plain module by tests.
+"""
+
+import copy
+import ipaddress
+import re
+import urllib.parse
+
+NIC_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
+HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+SECTION_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
+OPTION_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+# Keys whose value is a free-form mapping: their sub-keys are not checked against defaults.yaml.
+FREE_FORM = {("config",), ("lookup",), ("cluster", "meta")}
+DB_DRIVERS = ("mysql+pymysql", "postgresql", "postgresql+psycopg2")
+NOTIFY_DRIVERS = ("messagingv2", "messaging", "noop", "log")
+MONITOR_LEVELS = ("process", "http", "api")
+# Keystone's endpoint interfaces, as pillar glance_ha:endpoints names them.
+STORE_BACKENDS = ("file", "rbd", "swift", "cinder", "http", "s3")
+# The seed's glance-api.conf options and what replaces them.
+LEGACY_OPTIONS = {
+    "sql_connection": "[database] connection (pillar glance_ha:database)",
+    "notifier_strategy": "[oslo_messaging_notifications] driver (pillar glance_ha:messaging:driver)",
+    "rabbit_host": "[DEFAULT] transport_url (pillar glance_ha:messaging:hosts)",
+    "rabbit_port": "[DEFAULT] transport_url (pillar glance_ha:messaging:port)",
+    "registry_host": "nothing: glance-registry no longer exists",
+    "registry_port": "nothing: glance-registry no longer exists",
+}
+
+
+
+
+def _merge(base, over):
+    """Deep-merge ``over`` into a copy of ``base`` (dicts merge, anything else replaces)."""
+    out = copy.deepcopy(base)
+    for key, value in (over or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _unknown_keys(data, schema, path, errors):
+    for key, value in data.items():
+        kpath = path + (key,)
+        if key not in schema:
+            known = ", ".join(sorted(str(k) for k in schema))
+            errors.append(f"{_key(kpath)}: unknown key (known keys here: {known})")
+        elif kpath in FREE_FORM:
+            continue
+        elif isinstance(schema[key], dict):
+            if not isinstance(value, dict):
+                errors.append(f"{_key(kpath)}: must be a mapping, got {type(value).__name__}")
+            else:
+                _unknown_keys(value, schema[key], kpath, errors)
+
+
+def _key(path):
+    return "glance_ha:" + ":".join(str(p) for p in path)
+
+def _ip_with_prefix(value):
+    """'10.0.0.11' or '10.0.0.11/24' -> (ip_address, prefix or None); ValueError when malformed."""
+    text = str(value).strip()
+    prefix = None
+    if "/" in text:
+        text, _, raw = text.partition("/")
+        if not raw.isdigit():
+            raise ValueError(f"bad prefix length {raw!r}")
+        prefix = int(raw)
+    addr = ipaddress.ip_address(text)
+    if prefix is not None and not 1 <= prefix <= addr.max_prefixlen:
+        raise ValueError(f"prefix length {prefix} out of range 1-{addr.max_prefixlen}")
+    return addr, prefix
+
+
+def _is_host(value):
+    try:
+        ipaddress.ip_address(str(value))
+        return True
+    except ValueError:
+        # '10.0.0.300' is a malformed IP address, not a host name
+        return bool(HOSTNAME_RE.match(str(value))) and not re.match(r"^[0-9.]+$", str(value))
+
+
+def _is_int(value, low, high=None):
+    return (isinstance(value, int) and not isinstance(value, bool)
+            and value >= low and (high is None or value <= high))
+
+
+def _check_url(value, key, errors, required=True):
+    if value in ("", None):
+        if required:
+            errors.append(f"{key}: is required (an http:// or https:// URL)")
+        return None
+    parsed = urllib.parse.urlparse(str(value))
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or re.search(r"\s", str(value)):
+        errors.append(f"{key}: {value!r} is not an http:// or https:// URL")
+        return None
+    try:
+        parsed.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        errors.append(f"{key}: {value!r} has an invalid port")
+        return None
+    return parsed
+
+def _validate(pillar, merged, schema, rules):
+    errors = []
+    if not isinstance(pillar, dict):
+        return ["glance_ha: must be a mapping"]
+    _unknown_keys(pillar, schema, (), errors)
+    if errors:
+        # Values of misspelt keys would only produce confusing follow-up errors.
+        return errors
+    _control_chars(pillar, (), errors)
+    cfg = merged
+    _validate_vip(cfg.get("vip", {}), errors)
+    _validate_api(cfg.get("api", {}), errors)
+    _validate_database(cfg.get("database", {}), errors)
+    _validate_messaging(cfg.get("messaging", {}), errors)
+    _validate_keystone(cfg, errors, rules)
+    _validate_store(cfg.get("store", {}), errors)
+    _validate_cluster(cfg.get("cluster", {}), errors, rules)
+    _validate_endpoint_urls(cfg.get("endpoints", {}), errors, rules)
+    if not isinstance(cfg.get("endpoints", {}).get("manage"), bool):
+        errors.append("glance_ha:endpoints:manage: must be true or false")
+    nova_conf = cfg.get("nova", {}).get("config")
+    if not isinstance(nova_conf, str) or not nova_conf.startswith("/"):
+        errors.append(f"glance_ha:nova:config: {nova_conf!r} is not an absolute path")
+    _validate_config_overrides(cfg.get("config"), errors)
+    return errors
+
+
+def _validate_endpoint_urls(endpoints, errors, rules):
+    for iface in rules["interfaces"]:
+        _check_url(endpoints.get(iface), f"glance_ha:endpoints:{iface}", errors, required=False)
+
+
+def _control_chars(node, path, errors):
+    """Newlines and other control characters would end an INI line early (and inject options)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _control_chars(value, path + (key,), errors)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _control_chars(value, path + (i,), errors)
+    elif isinstance(node, str) and any(ord(c) < 32 or ord(c) == 127 for c in node):
+        errors.append(f"{_key(path)}: contains a newline or another control character")
+
+
+def _validate_vip(vip, errors):
+    mask = vip.get("cidr_netmask")
+    parsed = {}
+    for name in ("internal", "public"):
+        value = vip.get(name)
+        if value in ("", None):
+            if name == "internal":
+                errors.append("glance_ha:vip:internal: is required (the address glance binds to)")
+            continue
+        try:
+            parsed[name] = _ip_with_prefix(value)
+        except ValueError as exc:
+            errors.append(f"glance_ha:vip:{name}: {value!r} is not an IP address ({exc})")
+    for name, (addr, _prefix) in parsed.items():
+        if addr.is_unspecified or addr.is_multicast:
+            errors.append(f"glance_ha:vip:{name}: {addr} cannot be a VIP (unspecified or multicast)")
+    if not _is_int(mask, 1, 128):
+        errors.append(f"glance_ha:vip:cidr_netmask: {mask!r} is not a prefix length (e.g. 24)")
+    else:
+        for name, (addr, _prefix) in parsed.items():
+            if mask > addr.max_prefixlen:
+                errors.append(f"glance_ha:vip:cidr_netmask: {mask} is too long for IPv{addr.version}"
+                              f" address {addr} of glance_ha:vip:{name}")
+    if len(parsed) == 2:
+        (iaddr, iprefix), (paddr, pprefix) = parsed["internal"], parsed["public"]
+        if iaddr == paddr and (iprefix or mask) != (pprefix or mask):
+            errors.append(f"glance_ha:vip:public: {vip['public']!r} is the internal VIP with a different"
+                          f" netmask ({vip['internal']!r}): use one VIP or two different addresses")
+    nic = vip.get("nic")
+    if nic not in ("", None) and not NIC_RE.match(str(nic)):
+        errors.append(f"glance_ha:vip:nic: {nic!r} is not a network interface name")
+
+
+def _validate_api(api, errors):
+    if not _is_int(api.get("port"), 1, 65535):
+        errors.append(f"glance_ha:api:port: {api.get('port')!r} is not a TCP port (1-65535)")
+    if not _is_int(api.get("workers"), 1, 256):
+        errors.append(f"glance_ha:api:workers: {api.get('workers')!r} is not a worker count (1-256)")
+
+
+def _validate_database(db, errors):
+    if db.get("driver") not in DB_DRIVERS:
+        hint = " (MySQLdb is gone: use mysql+pymysql)" if db.get("driver") == "mysql" else ""
+        errors.append(f"glance_ha:database:driver: {db.get('driver')!r} is not one of"
+                      f" {', '.join(DB_DRIVERS)}{hint}")
+    if not db.get("host") or not _is_host(db.get("host")):
+        errors.append(f"glance_ha:database:host: {db.get('host')!r} is not a host name or IP address")
+    if not _is_int(db.get("port"), 1, 65535):
+        errors.append(f"glance_ha:database:port: {db.get('port')!r} is not a TCP port (1-65535)")
+    for key in ("name", "user"):
+        if not isinstance(db.get(key), str) or not db.get(key):
+            errors.append(f"glance_ha:database:{key}: is required")
+    _require_password(db, "glance_ha:database:password", errors)
+
+
+def _require_password(section, key, errors):
+    value = section.get("password")
+    if value in ("", None):
+        errors.append(f"{key}: is required (no default password)")
+    elif not isinstance(value, str):
+        errors.append(f"{key}: must be a string (quote it in YAML)")
+
+
+def _validate_messaging(msg, errors):
+    driver = msg.get("driver")
+    if driver not in NOTIFY_DRIVERS:
+        errors.append(f"glance_ha:messaging:driver: {driver!r} is not one of {', '.join(NOTIFY_DRIVERS)}"
+                      " (the seed's notifier_strategy = rabbit is messagingv2)")
+        return
+    hosts = msg.get("hosts")
+    if not isinstance(hosts, list):
+        errors.append("glance_ha:messaging:hosts: must be a list of RabbitMQ hosts")
+        return
+    for i, host in enumerate(hosts):
+        if not _is_host(host):
+            errors.append(f"glance_ha:messaging:hosts:{i}: {host!r} is not a host name or IP address")
+    if not _is_int(msg.get("port"), 1, 65535):
+        errors.append(f"glance_ha:messaging:port: {msg.get('port')!r} is not a TCP port (1-65535)")
+    if not isinstance(msg.get("vhost"), str) or not msg.get("vhost"):
+        errors.append(f"glance_ha:messaging:vhost: {msg.get('vhost')!r} is not a vhost name (e.g. /)")
+    if not _is_int(msg.get("retry"), -1):
+        errors.append(f"glance_ha:messaging:retry: {msg.get('retry')!r} is not a retry count (-1 = forever)")
+    if driver in ("messagingv2", "messaging"):
+        if not hosts:
+            errors.append(f"glance_ha:messaging:hosts: is required when driver is {driver}"
+                          " (or set driver: noop)")
+        if not msg.get("user"):
+            errors.append("glance_ha:messaging:user: is required")
+        _require_password(msg, "glance_ha:messaging:password", errors)
+
+
+def _validate_keystone(cfg, errors, rules):
+    ks = cfg.get("keystone", {})
+    url = ks.get("auth_url")
+    parsed = _check_url(url, "glance_ha:keystone:auth_url", errors)
+    problem = parsed is not None and rules["auth_url_problem"](url)
+    if problem:
+        errors.append(f"glance_ha:keystone:auth_url: {problem}")
+    if not ks.get("region") or not isinstance(ks.get("region"), str):
+        errors.append("glance_ha:keystone:region: is required")
+    _require_password(ks.get("service_user", {}), "glance_ha:keystone:service_user:password", errors)
+    for who in ("admin", "service_user"):
+        for key in ("username", "project_name", "user_domain_name", "project_domain_name"):
+            if not ks.get(who, {}).get(key):
+                errors.append(f"glance_ha:keystone:{who}:{key}: is required")
+    if cfg.get("endpoints", {}).get("manage"):
+        _require_password(ks.get("admin", {}), "glance_ha:keystone:admin:password", errors)
+
+
+def _validate_store(store, errors):
+    backend = store.get("backend")
+    if backend not in STORE_BACKENDS:
+        errors.append(f"glance_ha:store:backend: {backend!r} is not one of {', '.join(STORE_BACKENDS)}")
+    if backend == "file" and not str(store.get("path", "")).startswith("/"):
+        errors.append(f"glance_ha:store:path: {store.get('path')!r} is not an absolute path")
+
+
+def _validate_cluster(cl, errors, rules):
+    for key in ("manage",):
+        if not isinstance(cl.get(key), bool):
+            errors.append(f"glance_ha:cluster:{key}: must be true or false")
+    if not isinstance(cl.get("writer"), str):
+        errors.append("glance_ha:cluster:writer: must be a minion id or '' (the Pacemaker DC)")
+    ids = [("resource", cl.get("resource"))]
+    ids += [(f"vip_resources:{k}", v) for k, v in (cl.get("vip_resources") or {}).items()]
+    for key, value in ids:
+        if not isinstance(value, str) or not rules["is_id"](value):
+            errors.append(f"glance_ha:cluster:{key}: {value!r} is not a valid Pacemaker id")
+    names = [v for _k, v in ids]
+    if len(set(names)) != len(names):
+        errors.append("glance_ha:cluster:vip_resources: resource ids must differ from each other and"
+                      " from glance_ha:cluster:resource")
+    monitor = cl.get("monitor") or {}
+    for key in ("interval", "timeout"):
+        value = monitor.get(key)
+        millis = rules["interval_ms"](value)
+        if millis is None or millis <= 0:
+            errors.append(f"glance_ha:cluster:monitor:{key}: {value!r} is not a positive interval"
+                          " (e.g. 30s, 1min, 500ms)")
+    if cl.get("monitor_level") not in MONITOR_LEVELS:
+        errors.append(f"glance_ha:cluster:monitor_level: {cl.get('monitor_level')!r} is not one of"
+                      f" {', '.join(MONITOR_LEVELS)}")
+    for name, value in (cl.get("meta") or {}).items():
+        if isinstance(value, (dict, list)) or value is None:
+            errors.append(f"glance_ha:cluster:meta:{name}: must be a scalar")
+        elif name in ("failure-timeout",) and rules["interval_ms"](value) is None:
+            errors.append(f"glance_ha:cluster:meta:{name}: {value!r} is not an interval")
+        elif name in ("migration-threshold",) and not (
+                _is_int(value, 0) or str(value).upper() == "INFINITY"):
+            errors.append(f"glance_ha:cluster:meta:{name}: {value!r} is not a count or INFINITY")
+    stick = cl.get("stickiness")
+    if not (_is_int(stick, 0) or str(stick).upper() == "INFINITY"):
+        errors.append(f"glance_ha:cluster:stickiness: {stick!r} is not a score (integer or INFINITY)")
+    if not isinstance(cl.get("secret_params"), list):
+        errors.append("glance_ha:cluster:secret_params: must be a list of parameter names")
+    source = str(cl.get("agent_source") or "")
+    if source.startswith("https://"):
+        if not re.match(r"^(sha256=|sha512=)?[0-9a-fA-F]{64,128}$", str(cl.get("agent_source_hash") or "")):
+            errors.append("glance_ha:cluster:agent_source_hash: is required for an https agent_source"
+                          " (sha256=<hex>)")
+    elif not source.startswith("salt://"):
+        errors.append(f"glance_ha:cluster:agent_source: {source!r} must be a salt:// or https:// URL")
+
+
+def _validate_lookup(lookup, osfamilymap, merged, errors, rules):
+    """glance_ha:lookup overrides OS data: its keys are those of osfamilymap.yaml."""
+    if lookup is None:
+        return
+    if not isinstance(lookup, dict):
+        errors.append("glance_ha:lookup: must be a mapping of OS data (see osfamilymap.yaml)")
+        return
+    known = {key for family in osfamilymap.values() for key in family}
+    for key in lookup:
+        if key not in known:
+            errors.append(f"glance_ha:lookup:{key}: unknown key (known keys here: {', '.join(sorted(known))})")
+    look = merged["lookup"]
+    for key in ("config_dir", "config_file", "credentials_file", "ocf_dir", "state_dir", "lock_dir"):
+        if key in look and not str(look[key]).startswith("/"):
+            errors.append(f"glance_ha:lookup:{key}: {look[key]!r} is not an absolute path")
+    if not isinstance(look.get("pkgs", []), list):
+        errors.append("glance_ha:lookup:pkgs: must be a list of package names")
+    params = look.get("agent_params", {})
+    if not isinstance(params, dict):
+        errors.append("glance_ha:lookup:agent_params: must be a mapping of agent parameters")
+        return
+    for name, value in params.items():
+        if rules["is_secret"](name):
+            errors.append(f"glance_ha:lookup:agent_params:{name}: credentials never go into the CIB; the"
+                          " api monitor reads them from lookup:credentials_file (written from"
+                          " keystone:service_user)")
+        elif isinstance(value, (dict, list)) or value is None:
+            errors.append(f"glance_ha:lookup:agent_params:{name}: must be a scalar")
+
+
+def _validate_config_overrides(overrides, errors):
+    if not isinstance(overrides, dict):
+        errors.append("glance_ha:config: must be a mapping of {section: {option: value}}")
+        return
+    for section, options in overrides.items():
+        key = f"glance_ha:config:{section}"
+        if not isinstance(section, str) or not SECTION_RE.match(section):
+            errors.append(f"{key}: {section!r} is not a section name")
+        elif not isinstance(options, dict):
+            errors.append(f"{key}: must be a mapping of {{option: value}}")
+        else:
+            for option, value in options.items():
+                if not isinstance(option, str) or not OPTION_RE.match(option):
+                    errors.append(f"{key}:{option}: is not an option name")
+                elif option in LEGACY_OPTIONS:
+                    errors.append(f"{key}:{option}: is a legacy option; it became "
+                                  f"{LEGACY_OPTIONS[option]}")
+                elif value is None or isinstance(value, dict) or (isinstance(value, list) and not all(
+                        isinstance(v, (str, int, float)) for v in value)):
+                    errors.append(f"{key}:{option}: must be a scalar or a list of scalars")
+
+
+# --------------------------------------------------------------------------- derived values
+def _url_host(host):
+    return f"[{host}]" if ":" in str(host) else str(host)
+
+
+def _oslo(value):
+    """Escape a value for oslo.config, which would expand ``$name``."""
+    return str(value).replace("$", "$$")
+
+
+def _oslo_secret(value):
+    """A secret for oslo.config: quoted, because oslo.config strips surrounding whitespace and one
+    pair of surrounding quotes from values (a password ' x' or '"x"' would otherwise change)."""
+    return '"' + _oslo(value) + '"'
+
+
+def _quote(value):
+    return urllib.parse.quote(str(value), safe="")
+
+
+def _derive_all(cfg):
+    vip = cfg["vip"]
+    internal, iprefix = _ip_with_prefix(vip["internal"])
+    vip["internal"] = str(internal)
+    vip["internal_netmask"] = iprefix or vip["cidr_netmask"]
+    if vip.get("public"):
+        public, pprefix = _ip_with_prefix(vip["public"])
+        vip["public"] = "" if public == internal else str(public)
+        vip["public_netmask"] = pprefix or vip["cidr_netmask"]
+    else:
+        vip["public"] = ""
+        vip["public_netmask"] = vip["internal_netmask"]
+    port = cfg["api"]["port"]
+    base_internal = f"http://{_url_host(vip['internal'])}:{port}"
+    base_public = f"http://{_url_host(vip['public'] or vip['internal'])}:{port}"
+    eps = cfg["endpoints"]
+    eps["internal"] = eps.get("internal") or base_internal
+    eps["admin"] = eps.get("admin") or base_internal
+    eps["public"] = eps.get("public") or base_public
+    cfg["conf"] = _glance_api_conf(cfg)
+    return cfg
+
+
+def _glance_api_conf(cfg):
+    """The sections of glance-api.conf (an ordered dict of ordered dicts of strings)."""
+    db, msg, ks, store, look = cfg["database"], cfg["messaging"], cfg["keystone"], cfg["store"], cfg["lookup"]
+    state_dir = look.get("state_dir", "/var/lib/glance")
+    conf = {
+        "DEFAULT": {
+            "bind_host": _bind_host(cfg["vip"]),
+            "bind_port": str(cfg["api"]["port"]),
+            "workers": str(cfg["api"]["workers"]),
+            "enabled_backends": f"{_store_name(store)}:{store['backend']}",
+            "worker_self_reference_url": cfg["endpoints"]["internal"],
+        },
+        "database": {
+            "connection": _oslo(f"{db['driver']}://{_quote(db['user'])}:{_quote(db['password'])}@"
+                                f"{_url_host(db['host'])}:{db['port']}/{_quote(db['name'])}"),
+        },
+        "glance_store": {"default_backend": _store_name(store)},
+    }
+    if db["driver"] == "mysql+pymysql":
+        # A hung MariaDB must not hang every API request for good (measured in the lab: doc/ha.md).
+        conf["database"]["connection_parameters"] = "connect_timeout=5&read_timeout=30&write_timeout=30"
+    if store["backend"] == "file":
+        conf["fs"] = {"filesystem_store_datadir": store["path"].rstrip("/") + "/"}
+    conf["os_glance_staging_store"] = {"filesystem_store_datadir": f"{state_dir}/staging/"}
+    conf["os_glance_tasks_store"] = {"filesystem_store_datadir": f"{state_dir}/tasks/"}
+    conf["oslo_concurrency"] = {"lock_path": look.get("lock_dir", f"{state_dir}/lock")}
+    if msg["driver"] in ("messagingv2", "messaging") and msg["hosts"]:
+        vhost = _quote(str(msg.get("vhost", "/")).removeprefix("/"))
+        netlocs = ",".join(f"{_quote(msg['user'])}:{_quote(msg['password'])}@{_url_host(h)}:{msg['port']}"
+                           for h in msg["hosts"])
+        conf["DEFAULT"]["transport_url"] = _oslo(f"rabbit://{netlocs}/{vhost}")
+    conf["oslo_messaging_notifications"] = {"driver": msg["driver"]}
+    if msg["driver"] in ("messagingv2", "messaging"):
+        conf["oslo_messaging_notifications"]["retry"] = str(msg["retry"])
+        # A hung broker holds each notification until this socket timeout (oslo.messaging: 60 s).
+        conf["oslo_messaging_rabbit"] = {"heartbeat_timeout_threshold": "5"}
+    conf["paste_deploy"] = {"flavor": "keystone"}
+    auth = ks["auth_url"].rstrip("/")
+    svc = ks["service_user"]
+    conf["keystone_authtoken"] = {
+        "www_authenticate_uri": auth,
+        "auth_url": auth,
+        "auth_type": "password",
+        "http_connect_timeout": "5",  # unset, a hung Keystone hangs every request with a new token
+        "region_name": ks["region"],
+        "project_domain_name": svc["project_domain_name"],
+        "user_domain_name": svc["user_domain_name"],
+        "project_name": svc["project_name"],
+        "username": svc["username"],
+        "password": _oslo_secret(svc["password"]),
+    }
+    for section, options in cfg["config"].items():
+        target = conf.setdefault(section, {})
+        for option, value in options.items():
+            if isinstance(value, bool):
+                value = str(value).lower()
+            elif isinstance(value, list):
+                value = ",".join(str(v) for v in value)
+            target[option] = str(value)
+    return conf
+
+
+def _bind_host(vip):
+    """The internal VIP; with a second (public) VIP, every address, so glance answers on both (it
+    has a single bind_host, and only the active node holds the VIPs)."""
+    if not vip["public"]:
+        return vip["internal"]
+    return "::" if ":" in vip["internal"] + vip["public"] else "0.0.0.0"
+
+
+def _store_name(store):
+    return {"file": "fs"}.get(store["backend"], store["backend"])
+
+
+
+
+def merge(defaults, osfamilymap, pillar, os_family):
+    """
+    The merged settings (dict, a new object): ``defaults`` (defaults.yaml, with or without its
+    ``glance_ha`` key) <- ``osfamilymap[os_family]`` (into ``lookup``) <- ``pillar["lookup"]`` <-
+    the rest of ``pillar`` (the ``glance_ha`` pillar; anything but a mapping counts as empty).
+    """
+    defaults = defaults.get("glance_ha", defaults)
+    pillar = pillar if isinstance(pillar, dict) else {}
+    merged = _merge(defaults, {"lookup": (osfamilymap or {}).get(os_family or "", {})})
+    if isinstance(pillar.get("lookup"), dict):
+        merged = _merge(merged, {"lookup": pillar["lookup"]})
+    return _merge(merged, {k: v for k, v in pillar.items() if k != "lookup"})
+
+
+def problems(defaults, osfamilymap, pillar, merged, rules, scope="all"):
+    """
+    Every problem of the ``glance_ha`` pillar (list of str, each starting with its pillar key; empty
+    = valid). ``pillar`` is checked for unknown keys against ``defaults`` (and ``lookup`` against the
+    keys of ``osfamilymap``), ``merged`` (from :func:`merge`) for values. ``scope="nova"`` checks only
+    what glance_ha.nova uses (the VIP, the API port, the endpoints): compute nodes hold no database
+    or Keystone secrets.
+    """
+    defaults = defaults.get("glance_ha", defaults)
+    if not isinstance(pillar, dict):
+        return ["glance_ha: must be a mapping"]
+    if scope != "nova":
+        errors = _validate(pillar, merged, defaults, rules)
+        _validate_lookup(pillar.get("lookup"), osfamilymap or {}, merged, errors, rules)
+        return errors
+    errors = []
+    _unknown_keys(pillar, defaults, (), errors)
+    if not errors:
+        _validate_vip(merged["vip"], errors)
+        _validate_api(merged["api"], errors)
+        _validate_endpoint_urls(merged["endpoints"], errors, rules)
+    return errors
+
+
+def derive(merged, scope="all"):
+    """
+    The settings the SLS files and templates use (dict, a new object) from valid ``merged``
+    settings: the VIPs split into address and netmask, the endpoint URLs, and ``conf`` (sections of
+    glance-api.conf, dict of dicts of str). ``scope="nova"`` derives only the internal endpoint.
+    """
+    cfg = copy.deepcopy(merged)
+    if scope == "nova":
+        vip, _ = _ip_with_prefix(cfg["vip"]["internal"])
+        cfg["endpoints"]["internal"] = (cfg["endpoints"].get("internal")
+                                        or f"http://{_url_host(vip)}:{cfg['api']['port']}")
+        return cfg
+    return _derive_all(cfg)

@@ -1,0 +1,13 @@
+{#- Removes the files glance_ha.config wrote: glance-api.conf and the agent's credentials file.
+    The store, staging, tasks and lock directories stay: they hold the image data. #}
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ "/map.jinja" import glance_ha %}
+{%- set look = glance_ha.lookup %}
+
+glance_ha-config-file-clean:
+  file.absent:
+    - name: {{ look.config_file }}
+
+glance_ha-ocf-credentials-clean:
+  file.absent:
+    - name: {{ look.credentials_file }}
