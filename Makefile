@@ -21,7 +21,7 @@ test: bootstrap
 	scripts/sandbox .venv/bin/python -m pytest $(PYTEST_ARGS)
 
 check: bootstrap
-	scripts/sandbox .venv/bin/python -m pytest --ignore=test/ha $(PYTEST_ARGS)
+	scripts/check $(PYTEST_ARGS)
 
 lint:
 	scripts/bootstrap --lint
