@@ -1,4 +1,5 @@
-{#- glance-api.conf, the store directories and the agent's credentials file (api monitor level only). #}
+{#- glance-api.conf, the store, staging, tasks, lock and log directories and the agent's credentials file
+    (api monitor level only). #}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import glance_ha %}
 {%- set look = glance_ha.lookup %}
@@ -26,6 +27,9 @@ glance_ha-config-dir:
 {%- set dirs = [look.state_dir ~ '/staging', look.state_dir ~ '/tasks', look.lock_dir] %}
 {%- if glance_ha.store.backend == 'file' %}
 {%-   do dirs.insert(0, glance_ha.store.path) %}
+{%- endif %}
+{%- if glance_ha.log.destination == 'file' %}
+{%-   do dirs.append(salt['file.dirname'](glance_ha.log.file)) %}
 {%- endif %}
 {%- for dir in dirs %}
 
