@@ -36,21 +36,24 @@ STORE_OPTIONS = {
                "volume_type": "cinder_volume_type"},
     "http": {"insecure": "https_insecure", "ca_file": "https_ca_certificates_file"},
 }
+# Written in quotes whatever they hold, so a password's first and last characters need no thought.
+QUOTED = {("keystone_authtoken", "password")}
 # glance's import methods; copy-image copies an image into another store, so it needs two.
 IMPORT_METHODS = ("glance-direct", "web-download")
 MULTI_STORE_METHODS = ("copy-image",)
 
 
-def value(raw):
+def value(raw, quote=False):
     """``raw`` (str, int, bool or a list of them) as written after ``option = `` so that oslo.config
-    reads back ``str(raw)`` (booleans as ``true``/``false``, lists joined by commas)."""
+    reads back ``str(raw)`` (booleans as ``true``/``false``, lists joined by commas); in quotes where
+    oslo.config would strip, or always with ``quote``."""
     if isinstance(raw, bool):
         raw = str(raw).lower()
     elif isinstance(raw, list):
         raw = ",".join(str(v) for v in raw)
     # '$' -> '$$'; after a backslash oslo.config reads '\$' as '$$', so '\$' is written '\\$'.
     text = re.sub(r"(\\?)\$", lambda m: m.group(1) + ("\\$" if m.group(1) else "$$"), str(raw))
-    if text != text.strip() or (text[:1] in ("'", '"') and text[-1:] == text[:1]):
+    if quote or text != text.strip() or (text[:1] in ("'", '"') and text[-1:] == text[:1]):
         text = f'"{text}"'
     return text
 
@@ -126,7 +129,8 @@ def sections(cfg):
     }
     for section, options in cfg["config"].items():
         conf.setdefault(section, {}).update(options)
-    return {section: {option: value(raw) for option, raw in options.items()} for section, options in conf.items()}
+    return {section: {option: value(raw, (section, option) in QUOTED) for option, raw in options.items()}
+            for section, options in conf.items()}
 
 
 def _store_options(store):
