@@ -25,6 +25,9 @@ def _rules(agent_params=None):
     """The value rules pillar validation applies (see _utils/glance_ha_settings.py)."""
     return {"interval_ms": __utils__["pcmk_values.parse_duration_ms"],
             "is_id": __utils__["pcmk_values.is_id"],
+            "is_duration_key": __utils__["pcmk_values.is_duration_key"],
+            "is_bool_key": __utils__["pcmk_values.is_bool_key"],
+            "bool_word": __utils__["pcmk_values.bool_word"],
             "auth_url_problem": __utils__["glance_ha_settings.auth_url_problem"],
             "is_secret": __utils__["glance_ha_secrets.is_secret"],
             "agent_params": agent_params}

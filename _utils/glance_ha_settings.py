@@ -8,7 +8,8 @@ sections of glance-api.conf from ``glance_ha_conf``).
 
 No Salt dunders, no I/O. The Pacemaker value rules (intervals, ids), the Keystone URL rule and the
 secrets rule are handed in by the caller as ``rules``, as are the parameters of the OCF agent:
-``{"interval_ms": f(value) -> int|None, "is_id": f(str) -> bool, "auth_url_problem": f(url) ->
+``{"interval_ms": f(value) -> int|None, "is_id": f(str) -> bool, "is_duration_key": f(name) -> bool,
+"is_bool_key": f(name) -> bool, "bool_word": f(value) -> bool|None, "auth_url_problem": f(url) ->
 str|None, "is_secret": f(name) -> bool, "agent_params": set of names, or None when not checked}``.
 Loaded by Salt as ``__utils__['glance_ha_settings.<function>']`` and importable as a plain module by
 tests; its sibling ``glance_ha_conf`` is imported by path (Salt's loader gives ``_utils`` no package).
@@ -395,8 +396,11 @@ def _validate_cluster(cl, errors, rules):
     for name, value in (cl.get("meta") or {}).items():
         if isinstance(value, (dict, list)) or value is None:
             errors.append(f"glance_ha:cluster:meta:{name}: must be a scalar")
-        elif name in ("failure-timeout",) and rules["interval_ms"](value) is None:
+        elif rules["is_duration_key"](name) and rules["interval_ms"](value) is None:
             errors.append(f"glance_ha:cluster:meta:{name}: {value!r} is not an interval")
+        elif rules["is_bool_key"](name) and rules["bool_word"](value) is None \
+                and not isinstance(value, bool):
+            errors.append(f"glance_ha:cluster:meta:{name}: {value!r} is not true or false")
         elif name in ("migration-threshold",) and not (
                 _is_int(value, 0) or str(value).upper() == "INFINITY"):
             errors.append(f"glance_ha:cluster:meta:{name}: {value!r} is not a count or INFINITY")
