@@ -303,6 +303,17 @@ def test_nova_scope_needs_no_secrets(settings):
         settings({"vip": {"internal": "nope"}}, scope="nova")
 
 
+@pytest.mark.parametrize("override, key", [
+    ({"endpoints": {"internal": "https://10.0.0.11:9292"}}, "glance_ha:endpoints:internal"),
+    ({"api": {"port": 80}}, "glance_ha:api:port"),
+    ({"vip": {"internal": "2001:db8::11", "cidr_netmask": 24, "public": "10.0.0.12"}}, "glance_ha:vip:cidr_netmask"),
+])
+def test_nova_scope_refuses_what_glance_cannot_serve(settings, override, key):
+    """nova's api_servers follows the internal endpoint: compute nodes refuse what glance cannot serve."""
+    with pytest.raises(SaltInvocationError, match=key):
+        settings(deep_merge({"vip": {"internal": "10.0.0.11"}}, override), scope="nova")
+
+
 def test_noop_notifications_need_no_rabbit(settings, example_pillar):
     pillar = copy.deepcopy(example_pillar["glance_ha"])
     pillar["messaging"] = {"driver": "noop"}
