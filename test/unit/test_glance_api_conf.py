@@ -11,6 +11,7 @@ test/oslo_check.py):
 import copy
 import json
 import subprocess
+import urllib.parse
 
 import jinja2
 import pytest
@@ -192,3 +193,33 @@ def test_checker_sees_unknown_and_deprecated_options(tmp_path):
                                 "swift/nope is not an option of glance_store's swift driver"]
     assert result["warnings"] == ["DEFAULT/show_multiple_locations is deprecated for removal",
                                   "swift/swift_store_user is deprecated for removal (swift driver)"]
+
+
+@pytest.fixture(scope="module")
+def urls_read_back(render, example_pillar, tmp_path_factory):
+    """{value: (connection, transport_url)} as oslo.config reads them, with value as every user,
+    password, database name and vhost."""
+    tmp = tmp_path_factory.mktemp("urls")
+    requests = []
+    for i, value in enumerate(ODD_VALUES):
+        path = tmp / f"{i}.conf"
+        path.write_text(render(deep_merge(example_pillar["glance_ha"], {
+            "database": {"user": value, "password": value, "name": value},
+            "messaging": {"user": value, "password": value, "vhost": "/" + value,
+                          "hosts": ["10.0.0.11", "10.0.0.12"]}})))
+        requests.append({"path": str(path), "opts": [["database", "connection"], ["DEFAULT", "transport_url"]]})
+    answers = oslo({"read": requests})
+    return {v: (a["database/connection"], a["DEFAULT/transport_url"]) for v, a in zip(ODD_VALUES, answers)}
+
+
+@pytest.mark.parametrize("value", ODD_VALUES)
+def test_url_parts_read_back_unchanged(urls_read_back, value):
+    """Users, passwords, database names and vhosts inside the database and transport URLs."""
+    connection, transport = urls_read_back[value]
+    url = urllib.parse.urlsplit(connection)
+    assert [urllib.parse.unquote(p) for p in (url.username, url.password, url.path[1:])] == [value] * 3
+    rest, _, vhost = transport.removeprefix("rabbit://").partition("/")
+    assert urllib.parse.unquote(vhost) == value
+    for netloc in rest.split(","):
+        userinfo = netloc.rpartition("@")[0]
+        assert [urllib.parse.unquote(p) for p in userinfo.split(":")] == [value, value]
