@@ -476,6 +476,9 @@ def _validate_config_overrides(overrides, errors):
                 elif value is None or isinstance(value, dict) or (isinstance(value, list) and not all(
                         isinstance(v, (str, int, float)) for v in value)):
                     errors.append(f"{key}:{option}: must be a scalar or a list of scalars")
+                elif isinstance(value, list) and any("," in str(v) for v in value):
+                    errors.append(f"{key}:{option}: a list item holding ',' would be read as two items"
+                                  " (write the option as one string)")
 
 
 # --------------------------------------------------------------------------- derived values

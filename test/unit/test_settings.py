@@ -158,6 +158,7 @@ def test_endpoints_derive_from_vips(settings, example_pillar):
     ({"config": {"DEFAULT": "x"}}, "glance_ha:config:DEFAULT", "mapping"),
     ({"config": {"DEFAULT": {"debug": None}}}, "glance_ha:config:DEFAULT:debug", "scalar"),
     ({"config": {"DEFAULT": {"d": {"a": 1}}}}, "glance_ha:config:DEFAULT:d", "scalar"),
+    ({"config": {"DEFAULT": {"l": ["a,b", "c"]}}}, "glance_ha:config:DEFAULT:l", "two items"),
     ({"database": {"host": "10.0.0.300"}}, "glance_ha:database:host", "not a host name"),
     ({"messaging": {"hosts": ["10.0.0.999"]}}, "glance_ha:messaging:hosts:0", "not a host name"),
     ({"messaging": {"vhost": 123}}, "glance_ha:messaging:vhost", "vhost"),
