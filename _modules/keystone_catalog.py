@@ -1,21 +1,16 @@
 """
 Keystone v3 service catalog: services, endpoints and regions, over keystoneauth1.
 
-One keystoneauth1 session, and so one token, per Salt run: the session is cached in ``__context__``
-under a key derived from a SHA-256 hash of the auth parameters (the password is never part of a key,
-a log line, an exception or a return value). Every function talks to the identity API at the
-``auth_url`` itself, so the catalog does not have to contain a working identity endpoint.
+One keystoneauth1 session, and so one token, per Salt run and credentials, cached in ``__context__``
+under an HMAC of the auth parameters. Every function talks to the identity API at the ``auth_url``
+itself, so the catalog does not have to contain a working identity endpoint. Keystone v3 only: an
+``auth_url`` ending in another version (``/v2.0``, ``/v2``...) is refused naming the ``/v3`` URL to
+use; one without a version gets ``/v3`` appended (no discovery request). The URL rules live in
+``_utils/glance_ha_keystone.py``.
 
-Keystone v3 only:
-  - an ``auth_url`` whose path ends in a version other than v3 (``/v2.0``, ``/v2``, ``/v1``...) is
-    refused with a message that names the ``/v3`` URL to use instead;
-  - a URL without a version (``http://ctl:5000`` or ``http://ctl/identity``) gets ``/v3`` appended.
-    There is no version discovery: it would cost one extra request per run and Keystone v3 always
-    lives at ``<root>/v3``.
-
-Authentication comes from keyword arguments or from a profile (``profile=<name>``), which is read
-with ``config.get`` (minion config, grains, pillar or master config; nested pillar keys with ``:``
-such as ``glance_ha:keystone:admin``). Explicit arguments win over the profile::
+Authentication comes from keyword arguments or from a profile (``profile=<name>``), read with
+``config.get`` (minion config, grains, pillar or master config; nested pillar keys with ``:`` such as
+``glance_ha:keystone:admin``). Explicit arguments win over the profile::
 
     keystone_admin:
       auth_url: http://10.0.0.11:5000/v3
@@ -32,23 +27,24 @@ Retries (the bound): every call to Keystone (the token request or an API request
 never starts or continues an attempt past 20 s: after at most ~20 s it fails with an error naming
 the URL. A write that may have reached Keystone (a read timeout or a connection dropped after the
 request was sent) is not repeated; a re-run reconciles whatever happened. HTTP 401 is reported as
-bad credentials (without the password), 403 as missing rights.
+bad credentials, 403 as missing rights.
 
-Logging: keystoneauth1 never logs the token request (it passes ``log=False``), logs tokens only as
-SHA-256 hashes, and logs the other request and response bodies (catalog data, no secrets) at DEBUG.
+Secrets: no function returns the password; every error and log line of this module passes through
+``glance_ha_secrets.mask``. keystoneauth1 never logs the token request, logs tokens only as SHA-256
+hashes, and logs other request and response bodies (catalog data) at DEBUG.
 """
 
 import hashlib
+import hmac
 import json
 import logging
-import re
+import os
 import time
 import urllib.parse
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 try:
-    import requests
     from keystoneauth1 import exceptions as ksa_exc
     from keystoneauth1 import session as ksa_session
     from keystoneauth1.identity import v3 as ksa_v3
@@ -70,13 +66,11 @@ READ_TIMEOUT = 10.0
 PAUSES = (0.5, 1.0)
 DEADLINE = 20.0
 
-INTERFACES = ("public", "internal", "admin")
 AUTH_KEYS = ("auth_url", "username", "password", "project_name", "user_domain_name",
              "project_domain_name", "region", "verify")
 AUTH_DEFAULTS = {"user_domain_name": "Default", "project_domain_name": "Default", "verify": True}
 CONTEXT_PREFIX = "keystone_catalog.conn."
 MISSING = object()
-_VERSION_RE = re.compile(r"^v(\d+)(\.\d+)?$", re.IGNORECASE)
 
 
 def __virtual__():
@@ -86,10 +80,19 @@ def __virtual__():
     return __virtualname__
 
 
-# --------------------------------------------------------------------------- pure helpers
+# --------------------------------------------------------------------------- helpers
+def _mask(text, secrets=()):
+    """``text`` with the given secret values and every URL password masked (the formula's one rule)."""
+    return __utils__["glance_ha_secrets.mask"](text, secrets)
+
+
+def _invalid(message, secrets=()):
+    return SaltInvocationError(_mask(f"keystone_catalog: {message}", secrets))
+
+
 def normalize_auth_url(url):
     """
-    Return the Keystone v3 URL for ``url``, or raise SaltInvocationError.
+    Return the Keystone v3 URL (str) for ``url`` (str), or raise SaltInvocationError.
 
     ``http://h:5000`` and ``http://h:5000/`` -> ``http://h:5000/v3``; ``.../v3`` and ``.../v3/`` ->
     ``.../v3``; ``.../v2.0`` (or any version other than 3) is refused with the v3 URL to use instead.
@@ -100,35 +103,20 @@ def normalize_auth_url(url):
 
         salt '*' keystone_catalog.normalize_auth_url http://10.0.0.11:5000
     """
-    if not url or not isinstance(url, str):
-        raise SaltInvocationError("keystone_catalog: auth_url is required (e.g. http://10.0.0.11:5000/v3)")
-    parsed = urllib.parse.urlsplit(url.strip())
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise SaltInvocationError(f"keystone_catalog: auth_url {url!r} is not an http:// or https:// URL")
+    return _normalize(url)
+
+
+def _normalize(url, secrets=()):
     try:
-        parsed.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        raise SaltInvocationError(f"keystone_catalog: auth_url {url!r} has an invalid port") from None
-    if parsed.query or parsed.fragment:
-        raise SaltInvocationError(f"keystone_catalog: auth_url {url!r} must not have a query or fragment")
-    segments = [s for s in parsed.path.split("/") if s]
-    if segments and _VERSION_RE.match(segments[-1]):
-        match = _VERSION_RE.match(segments[-1])
-        if match.group(1) != "3":
-            root = urllib.parse.urlunsplit(
-                (parsed.scheme, parsed.netloc, "/".join([""] + segments[:-1] + ["v3"]), "", ""))
-            raise SaltInvocationError(
-                f"keystone_catalog: auth_url {url!r} is Keystone {segments[-1]}, which is not supported "
-                f"(Keystone removed v2.0 in Queens): use the v3 URL {root}")
-        segments[-1] = "v3"
-    else:
-        segments.append("v3")
-    return urllib.parse.urlunsplit((parsed.scheme, parsed.netloc, "/" + "/".join(segments), "", ""))
+        return __utils__["glance_ha_keystone.normalize_auth_url"](url)
+    except ValueError as exc:
+        raise _invalid(f"auth_url: {exc}", secrets) from None
 
 
 def validate_endpoint_url(url):
     """
-    Return an error message for an endpoint URL Keystone or clients would not accept, or ``None``.
+    Return an error message (str) for an endpoint URL (str) Keystone or clients would not accept,
+    or ``None``.
 
     CLI Example:
 
@@ -136,43 +124,29 @@ def validate_endpoint_url(url):
 
         salt '*' keystone_catalog.validate_endpoint_url http://10.0.0.11:9292
     """
-    if not url or not isinstance(url, str):
-        return f"endpoint URL {url!r} is empty or not a string"
-    if url != url.strip() or any(c.isspace() for c in url):
-        return f"endpoint URL {url!r} contains whitespace"
-    # Keystone substitutes $(project_id)s and friends; check the URL with them replaced.
-    probe = re.sub(r"\$\((\w+)\)s", "x", url)
-    parsed = urllib.parse.urlsplit(probe)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        return f"endpoint URL {url!r} is not an http:// or https:// URL"
-    try:
-        port = parsed.port
-    except ValueError:
-        port = 0
-    if port == 0:
-        return f"endpoint URL {url!r} has an invalid port"
-    return None
+    problem = __utils__["glance_ha_keystone.endpoint_url_problem"](url)
+    return None if problem is None else _mask(f"endpoint URL {problem}")
 
 
 def _auth_key(auth):
-    """The ``__context__`` key of a set of auth parameters: a SHA-256 hash over all of them (including
-    the password, which therefore never appears in the key)."""
+    """The ``__context__`` key of a set of auth parameters: an HMAC-SHA-256 over all of them
+    (including the password) with a random key of this run's context, so it can neither be read
+    back nor guessed offline."""
+    secret = __context__.setdefault(CONTEXT_PREFIX + "hmac", os.urandom(32))
     material = json.dumps({k: auth.get(k) for k in AUTH_KEYS if k != "region"}, sort_keys=True, default=str)
-    return CONTEXT_PREFIX + hashlib.sha256(material.encode("utf-8")).hexdigest()
+    return CONTEXT_PREFIX + hmac.new(secret, material.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def _resolve_auth(profile, kwargs):
     """Merge profile and keyword arguments into auth params; raise on unknown keys or missing ones."""
     unknown = sorted(k for k in kwargs if not k.startswith("__") and k not in AUTH_KEYS)
     if unknown:
-        raise SaltInvocationError(
-            f"keystone_catalog: unknown argument(s) {', '.join(unknown)} (auth arguments: {', '.join(AUTH_KEYS)})")
+        raise _invalid(f"unknown argument(s) {', '.join(unknown)} (auth arguments: {', '.join(AUTH_KEYS)})")
     auth = dict(AUTH_DEFAULTS)
     if profile:
         data = profile if isinstance(profile, dict) else __salt__["config.get"](profile)
         if not data or not isinstance(data, dict):
-            raise SaltInvocationError(
-                f"keystone_catalog: profile {profile!r} not found (config.get returned nothing or not a mapping)")
+            raise _invalid(f"profile {profile!r} not found (config.get returned nothing or not a mapping)")
         for key in AUTH_KEYS:
             if data.get(key) not in (None, ""):
                 auth[key] = data[key]
@@ -182,25 +156,9 @@ def _resolve_auth(profile, kwargs):
     missing = [k for k in ("auth_url", "username", "password", "project_name") if not auth.get(k)]
     if missing:
         where = f" (profile {profile!r})" if isinstance(profile, str) else ""
-        raise SaltInvocationError(f"keystone_catalog: missing auth argument(s){where}: {', '.join(missing)}")
-    auth["auth_url"] = normalize_auth_url(auth["auth_url"])
+        raise _invalid(f"missing auth argument(s){where}: {', '.join(missing)}")
+    auth["auth_url"] = _normalize(auth["auth_url"], [auth["password"]])
     return auth
-
-
-def _never_sent(exc):
-    """True when a connection error certainly happened before the request reached the server."""
-    seen = set()
-    cur = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if isinstance(cur, requests.exceptions.ConnectTimeout):
-            return True
-        for arg in getattr(cur, "args", ()):
-            reason = getattr(arg, "reason", None)
-            if reason is not None and type(reason).__name__ in ("NewConnectionError", "ConnectTimeoutError"):
-                return True
-        cur = cur.__cause__ or cur.__context__
-    return False
 
 
 # --------------------------------------------------------------------------- the connection
@@ -219,6 +177,7 @@ class _Conn:
         self.session = ksa_session.Session(auth=plugin, verify=auth.get("verify", True),
                                            app_name="salt-keystone_catalog", connect_retries=0)
         self.stats = {"token": 0, "read": 0, "write": 0}
+        self.secrets = (auth["password"],)
         self.session.session.hooks["response"].append(self._count)
 
     def _count(self, resp, *args, **kwargs):
@@ -230,6 +189,9 @@ class _Conn:
         else:
             self.stats["write"] += 1
         return resp
+
+    def _error(self, message):
+        return CommandExecutionError(_mask(f"keystone_catalog: {message}", self.secrets))
 
     def _where(self):
         return f"user {self.user!r} (domain {self.domain!r}, project {self.project!r})"
@@ -247,7 +209,7 @@ class _Conn:
                 if remaining <= pause + 0.1:
                     break
                 log.warning("keystone_catalog: %s; retrying in %.1f s (attempt %d of %d)",
-                            last, pause, attempt + 1, ATTEMPTS)
+                            _mask(str(last), self.secrets), pause, attempt + 1, ATTEMPTS)
                 time.sleep(pause)
                 remaining -= pause
             attempt += 1
@@ -257,27 +219,27 @@ class _Conn:
                 resp = self.session.request(url, method, json=body, params=params, raise_exc=False,
                                             connect_retries=0)
             except ksa_exc.Unauthorized:
-                raise CommandExecutionError(
-                    f"keystone_catalog: Keystone at {self.url} rejected the credentials of {self._where()} "
+                raise self._error(
+                    f"Keystone at {self.url} rejected the credentials of {self._where()} "
                     "(HTTP 401): check the username, password, domains and project") from None
             except ksa_exc.RetriableConnectionFailure as exc:
                 last = exc
                 in_token = not had_token and self.session.auth.auth_ref is None
-                if not (in_token or method in ("GET", "HEAD", "PATCH") or _never_sent(exc)):
-                    raise CommandExecutionError(
-                        f"keystone_catalog: {method} {url} failed after the request may have reached "
+                if not (in_token or method in ("GET", "HEAD", "PATCH") or __utils__["glance_ha_keystone.never_sent"](exc)):
+                    raise self._error(
+                        f"{method} {url} failed after the request may have reached "
                         f"Keystone ({exc}); not repeated: run again to reconcile") from None
                 continue
             except ksa_exc.SSLError as exc:
-                raise CommandExecutionError(f"keystone_catalog: TLS error talking to {self.url}: {exc}") from None
+                raise self._error(f"TLS error talking to {self.url}: {exc}") from None
             except ksa_exc.ClientException as exc:
-                raise CommandExecutionError(f"keystone_catalog: {method} {url} failed: {exc}") from None
+                raise self._error(f"{method} {url} failed: {exc}") from None
             if missing_ok and resp.status_code == 404:
                 return MISSING
             return self._decode(method, url, resp, ok)
         elapsed = time.monotonic() - start
-        raise CommandExecutionError(
-            f"keystone_catalog: Keystone at {self.url} is unreachable: {attempt} attempt(s) in {elapsed:.1f} s "
+        raise self._error(
+            f"Keystone at {self.url} is unreachable: {attempt} attempt(s) in {elapsed:.1f} s "
             f"(bound: {ATTEMPTS} attempts, connect timeout {CONNECT_TIMEOUT:g} s, {DEADLINE:g} s in total); "
             f"last error: {last}")
 
@@ -288,21 +250,21 @@ class _Conn:
             try:
                 return resp.json()
             except ValueError:
-                raise CommandExecutionError(
-                    f"keystone_catalog: {method} {url}: HTTP {resp.status_code} with a non-JSON body") from None
+                raise self._error(
+                    f"{method} {url}: HTTP {resp.status_code} with a non-JSON body") from None
         try:
             detail = resp.json().get("error", {}).get("message", "")
         except ValueError:
             detail = resp.text[:200]
         if resp.status_code == 401:
-            raise CommandExecutionError(
-                f"keystone_catalog: Keystone at {self.url} rejected the credentials of {self._where()} "
+            raise self._error(
+                f"Keystone at {self.url} rejected the credentials of {self._where()} "
                 f"(HTTP 401): {detail}")
         if resp.status_code == 403:
-            raise CommandExecutionError(
-                f"keystone_catalog: {self._where()} may not {method} {url} (HTTP 403, needs the admin role): "
+            raise self._error(
+                f"{self._where()} may not {method} {url} (HTTP 403, needs the admin role): "
                 f"{detail}")
-        raise CommandExecutionError(f"keystone_catalog: {method} {url}: HTTP {resp.status_code}: {detail}")
+        raise self._error(f"{method} {url}: HTTP {resp.status_code}: {detail}")
 
 
 def _conn(profile=None, **kwargs):
@@ -316,9 +278,9 @@ def _conn(profile=None, **kwargs):
 
 def _listing(data, collection, url):
     if data.get("truncated"):
-        raise CommandExecutionError(
+        raise CommandExecutionError(_mask(
             f"keystone_catalog: Keystone truncated the {collection} list at {url} ([DEFAULT] list_limit); "
-            "raise the limit so the catalog can be compared completely")
+            "raise the limit so the catalog can be compared completely"))
     return data.get(collection, [])
 
 
@@ -326,11 +288,18 @@ def _clean(ref):
     return {k: v for k, v in ref.items() if k != "links"}
 
 
+def _delete(collection, ref_id, profile, connection_args):
+    """DELETE /v3/<collection>/<id>: True, or False if it did not exist."""
+    conn, _ = _conn(profile, **connection_args)
+    return conn.call("DELETE", f"/{collection}/{ref_id}", ok=(204,), missing_ok=True) is not MISSING
+
+
 # --------------------------------------------------------------------------- public functions
 def connection_id(profile=None, **connection_args):
     """
-    An opaque id of these credentials (a SHA-256 hash; the password cannot be read back from it), e.g.
-    for states that cache catalog reads per Keystone and user within a run. Makes no request.
+    An opaque id (str) of these credentials within this run, e.g. for states that cache catalog reads
+    per Keystone and user: an HMAC-SHA-256 with a random key of the run, so neither the password nor
+    a guess of it can be checked against it. Makes no request.
 
     CLI Example:
 
@@ -359,7 +328,7 @@ def token_check(profile=None, **connection_args):
     """
     Authenticate (one token request, reused for the rest of the run) and return True.
 
-    Bound: 3 attempts, connect timeout 5 s, read timeout 10 s, at most 20 s, then an error naming the URL.
+    Bound: 3 attempts, at most 20 s, then an error naming the URL.
 
     CLI Example:
 
@@ -376,7 +345,7 @@ def service_list(service_type=None, name=None, profile=None, **connection_args):
     """
     List services, optionally only those of a type and/or a name (one GET /v3/services).
 
-    Bound: 3 attempts, connect timeout 5 s, read timeout 10 s, at most 20 s, then an error naming the URL.
+    Bound: 3 attempts, at most 20 s, then an error naming the URL.
 
     CLI Example:
 
@@ -399,7 +368,7 @@ def service_get(name=None, service_type=None, profile=None, **connection_args):
     """
     The one service with this name and/or type, or None; an error naming the ids if several match.
 
-    Bound: 3 attempts, connect timeout 5 s, read timeout 10 s, at most 20 s, then an error naming the URL.
+    Bound: 3 attempts, at most 20 s, then an error naming the URL.
 
     CLI Example:
 
@@ -422,8 +391,8 @@ def service_create(name, service_type, description="", enabled=True, profile=Non
     """
     Create a service (POST /v3/services) and return it. No check for an existing one: see service_ensure.
 
-    Bound: 3 attempts (only if the request certainly did not reach Keystone), connect timeout 5 s,
-    read timeout 10 s, at most 20 s, then an error naming the URL.
+    Bound: 3 attempts (only while the request surely did not reach Keystone), at most 20 s, then an
+    error naming the URL.
 
     CLI Example:
 
@@ -441,7 +410,7 @@ def service_update(service_id, profile=None, **kwargs):
     """
     Update fields of a service in place (PATCH /v3/services/<id>): name, type, description, enabled.
 
-    Bound: 3 attempts, connect timeout 5 s, read timeout 10 s, at most 20 s, then an error naming the URL.
+    Bound: 3 attempts, at most 20 s, then an error naming the URL.
 
     CLI Example:
 
@@ -462,8 +431,7 @@ def service_ensure(name, service_type, description=None, enabled=True, profile=N
     ``{"service": {...}, "changes": {...}}``. ``description=None`` leaves an existing description alone.
     Duplicates (several services with this type and name) are an error naming their ids.
 
-    Bound: 3 attempts, connect timeout 5 s, read timeout 10 s, at most 20 s per request, then an error
-    naming the URL.
+    Bound: 3 attempts, at most 20 s per request, then an error naming the URL.
 
     CLI Example:
 
@@ -476,14 +444,30 @@ def service_ensure(name, service_type, description=None, enabled=True, profile=N
         svc = service_create(name, service_type, description=description or "", enabled=enabled,
                              profile=profile, **connection_args)
         return {"service": svc, "changes": {"id": {"old": None, "new": svc["id"]}}}
-    want = {"enabled": bool(enabled)}
-    if description is not None:
-        want["description"] = description
-    diff = {k: v for k, v in want.items() if svc.get(k, "" if k == "description" else True) != v}
+    diff = __utils__["glance_ha_keystone.service_changes"](svc, description, enabled)
     if not diff:
         return {"service": svc, "changes": {}}
     new = service_update(svc["id"], profile=profile, **diff, **connection_args)
     return {"service": new, "changes": {k: {"old": svc.get(k), "new": v} for k, v in diff.items()}}
+
+
+def service_delete(service_id, profile=None, **connection_args):
+    """
+    Delete one service by id (DELETE /v3/services/<id>): True, or False if it did not exist.
+
+    Keystone deletes the service's endpoints in every region with it; the ``service_absent`` state
+    keeps a service that still has endpoints.
+
+    Bound: 3 attempts (only while the request surely did not reach Keystone), at most 20 s, then an
+    error naming the URL.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' keystone_catalog.service_delete 0123abcd profile=keystone_admin
+    """
+    return _delete("services", service_id, profile, connection_args)
 
 
 def endpoint_list(service_id=None, service=None, service_type=None, interface=None, region=None,
@@ -493,8 +477,7 @@ def endpoint_list(service_id=None, service=None, service_type=None, interface=No
     ``service_id`` (or ``service``, a service name, and/or ``service_type``, which cost one more read
     to resolve), ``interface`` (public, internal, admin) and ``region`` (a region id).
 
-    Bound: 3 attempts, connect timeout 5 s, read timeout 10 s, at most 20 s per request, then an error
-    naming the URL.
+    Bound: 3 attempts, at most 20 s per request, then an error naming the URL.
 
     CLI Example:
 
@@ -502,8 +485,8 @@ def endpoint_list(service_id=None, service=None, service_type=None, interface=No
 
         salt '*' keystone_catalog.endpoint_list service_type=image region=RegionOne profile=keystone_admin
     """
-    if interface and interface not in INTERFACES:
-        raise SaltInvocationError(f"keystone_catalog: interface {interface!r} is not one of {', '.join(INTERFACES)}")
+    if interface and __utils__["glance_ha_keystone.interface_problem"](interface):
+        raise _invalid(__utils__["glance_ha_keystone.interface_problem"](interface))
     conn, _ = _conn(profile, **connection_args)
     if not service_id and (service or service_type):
         svc = service_get(name=service, service_type=service_type, profile=profile, **connection_args)
@@ -530,8 +513,8 @@ def endpoint_create(service_id, interface, url, region=None, enabled=True, profi
     ``endpoints_present`` state creates it). ``region`` defaults to the profile's ``region``. No check
     for an existing endpoint: use the ``keystone_catalog.endpoints_present`` state for idempotence.
 
-    Bound: 3 attempts (only if the request certainly did not reach Keystone), connect timeout 5 s,
-    read timeout 10 s, at most 20 s, then an error naming the URL.
+    Bound: 3 attempts (only while the request surely did not reach Keystone), at most 20 s, then an
+    error naming the URL.
 
     CLI Example:
 
@@ -539,11 +522,9 @@ def endpoint_create(service_id, interface, url, region=None, enabled=True, profi
 
         salt '*' keystone_catalog.endpoint_create 0123abcd public http://203.0.113.11:9292 region=RegionOne
     """
-    if interface not in INTERFACES:
-        raise SaltInvocationError(f"keystone_catalog: interface {interface!r} is not one of {', '.join(INTERFACES)}")
-    error = validate_endpoint_url(url)
+    error = __utils__["glance_ha_keystone.interface_problem"](interface) or validate_endpoint_url(url)
     if error:
-        raise SaltInvocationError(f"keystone_catalog: {error}")
+        raise _invalid(error)
     conn, auth = _conn(profile, **connection_args)
     region = region or auth.get("region")
     if not region:
@@ -557,7 +538,7 @@ def endpoint_update(endpoint_id, url=None, enabled=None, profile=None, **connect
     """
     Update an endpoint in place (PATCH /v3/endpoints/<id>, the id is kept): its url and/or enabled.
 
-    Bound: 3 attempts, connect timeout 5 s, read timeout 10 s, at most 20 s, then an error naming the URL.
+    Bound: 3 attempts, at most 20 s, then an error naming the URL.
 
     CLI Example:
 
@@ -569,7 +550,7 @@ def endpoint_update(endpoint_id, url=None, enabled=None, profile=None, **connect
     if url is not None:
         error = validate_endpoint_url(url)
         if error:
-            raise SaltInvocationError(f"keystone_catalog: {error}")
+            raise _invalid(error)
         fields["url"] = url
     if enabled is not None:
         fields["enabled"] = bool(enabled)
@@ -583,8 +564,8 @@ def endpoint_delete(endpoint_id, profile=None, **connection_args):
     """
     Delete one endpoint by id (DELETE /v3/endpoints/<id>). Returns True; False if it did not exist.
 
-    Bound: 3 attempts (only if the request certainly did not reach Keystone), connect timeout 5 s,
-    read timeout 10 s, at most 20 s, then an error naming the URL.
+    Bound: 3 attempts (only while the request surely did not reach Keystone), at most 20 s, then an
+    error naming the URL.
 
     CLI Example:
 
@@ -592,15 +573,14 @@ def endpoint_delete(endpoint_id, profile=None, **connection_args):
 
         salt '*' keystone_catalog.endpoint_delete 89abcdef profile=keystone_admin
     """
-    conn, _ = _conn(profile, **connection_args)
-    return conn.call("DELETE", f"/endpoints/{endpoint_id}", ok=(204,), missing_ok=True) is not MISSING
+    return _delete("endpoints", endpoint_id, profile, connection_args)
 
 
 def region_get(region, profile=None, **connection_args):
     """
     The region with this id (GET /v3/regions/<id>), or None if it does not exist.
 
-    Bound: 3 attempts, connect timeout 5 s, read timeout 10 s, at most 20 s, then an error naming the URL.
+    Bound: 3 attempts, at most 20 s, then an error naming the URL.
 
     CLI Example:
 
@@ -618,8 +598,8 @@ def region_create(region, description="", profile=None, **connection_args):
     Create a region with this id (POST /v3/regions) and return it; an existing one (HTTP 409) is
     returned as it is.
 
-    Bound: 3 attempts (only if the request certainly did not reach Keystone), connect timeout 5 s,
-    read timeout 10 s, at most 20 s, then an error naming the URL.
+    Bound: 3 attempts (only while the request surely did not reach Keystone), at most 20 s, then an
+    error naming the URL.
 
     CLI Example:
 

@@ -30,29 +30,28 @@ Rules:
   - Two or more endpoints for the same service/interface/region are refused before anything is
     written, naming their ids and the command that removes the extra ones.
   - ``test=True``: result None and the exact diff; only reads are made.
+  - ``service_absent`` deletes the service only when it has no endpoints left (Keystone would delete
+    them with it); ``endpoints_absent`` earlier in the run counts as done, also with ``test=True``.
   - One writer: ``writer=None`` always writes. ``writer='<minion id>'`` or ``writer=''`` (the
-    Pacemaker DC) asks ``crm.is_writer``, as the crm states do; minions that are not the writer
+    Pacemaker DC) asks ``crm.writer_status``, as the crm states do; minions that are not the writer
     return True with a comment and make no request at all. Without the crm module (no Pacemaker
     tooling on this minion) a minion id is compared with this minion's id, and ``''`` means "no
     cluster here, this minion is the only writer" -- unless Pacemaker binaries are present, in which
     case the state fails rather than letting every node write.
-  - A service lookup made by ``service_present`` is reused by ``endpoints_present`` within the same
-    run: a no-op run costs one token request and two reads (services, endpoints).
+  - A service lookup made by one state is reused by the next ones within the same run: a no-op run
+    costs one token request and two reads (services, endpoints).
   - Keystone unreachable: the execution module's bound applies (3 attempts, connect timeout 5 s,
     at most 20 s per request), then the state fails with an error naming the URL, before any write.
 """
 
-import logging
-
 from salt.exceptions import CommandExecutionError, SaltInvocationError
-
-log = logging.getLogger(__name__)
 
 __virtualname__ = "keystone_catalog"
 
-INTERFACES = ("public", "internal", "admin")
 CACHE = "keystone_catalog.state.services"
-PACEMAKER_BINARIES = ("pacemakerd", "crmadmin", "cibadmin")
+# Endpoint ids deleted in this run (with test=True: that would be deleted), for service_absent.
+DELETED = "keystone_catalog.state.deleted"
+_PACEMAKER_BINARIES = ("pacemakerd", "crmadmin", "cibadmin")
 
 
 def __virtual__():
@@ -62,100 +61,40 @@ def __virtual__():
                     "(is keystoneauth1 installed?)"))
 
 
-# --------------------------------------------------------------------------- pure functions
-def plan_endpoints(current, desired, service_id, region, enabled=True):
-    """
-    Compare the endpoints of one service in one region with the desired URLs.
-
-    ``current``: endpoint dicts as Keystone returns them (others are ignored here too);
-    ``desired``: {interface: url or None}, None = not managed. ``enabled``: True/False, or None to
-    leave it alone. Returns {"duplicates": {iface: [ids]}, "create": {iface: {url, enabled}},
-    "update": {iface: {"id", "old": {...}, "new": {...}}}, "unchanged": {iface: id}}.
-    """
-    mine = [e for e in current if e.get("service_id") == service_id and e.get("region_id") == region]
-    plan = {"duplicates": {}, "create": {}, "update": {}, "unchanged": {}}
-    for iface in INTERFACES:
-        url = desired.get(iface)
-        if url is None:
-            continue
-        have = sorted((e for e in mine if e.get("interface") == iface), key=lambda e: e["id"])
-        if len(have) > 1:
-            plan["duplicates"][iface] = [e["id"] for e in have]
-        elif not have:
-            plan["create"][iface] = {"url": url, "enabled": True if enabled is None else bool(enabled)}
-        else:
-            ep = have[0]
-            old, new = {}, {}
-            if ep.get("url") != url:
-                old["url"], new["url"] = ep.get("url"), url
-            if enabled is not None and bool(ep.get("enabled", True)) != bool(enabled):
-                old["enabled"], new["enabled"] = bool(ep.get("enabled", True)), bool(enabled)
-            if new:
-                plan["update"][iface] = {"id": ep["id"], "old": old, "new": new}
-            else:
-                plan["unchanged"][iface] = ep["id"]
-    return plan
+def _kc(function):
+    """A function of the catalog rules (_utils/glance_ha_keystone.py)."""
+    return __utils__[f"glance_ha_keystone.{function}"]
 
 
-def duplicates_message(duplicates, service, region):
-    """The refusal for duplicate endpoints: names every id and how to remove the extra ones."""
-    parts = [f"{iface}: {', '.join(ids)}" for iface, ids in sorted(duplicates.items())]
-    extra = [i for ids in duplicates.values() for i in ids[1:]]
-    return (f"Refusing to touch service {service!r} in region {region!r}: duplicate endpoints "
-            f"({'; '.join(parts)}). Nothing was changed. Keep one endpoint per interface and delete the "
-            f"others, e.g. `openstack endpoint delete {' '.join(extra)}`, then run again.")
-
-
-def plan_changes(plan):
-    """The changes dict of a plan: {iface: {"old": ..., "new": ...}} for creates and updates."""
-    changes = {}
-    for iface, want in plan["create"].items():
-        changes[iface] = {"old": None, "new": dict(want)}
-    for iface, upd in plan["update"].items():
-        changes[iface] = {"old": dict(upd["old"], id=upd["id"]), "new": dict(upd["new"], id=upd["id"])}
-    return changes
-
-
-def plan_absent(current, service_id, region, interfaces):
-    """Endpoints to delete: {iface: [ids]} of this service in this region for the given interfaces."""
-    out = {}
-    for ep in current:
-        if (ep.get("service_id") == service_id and ep.get("region_id") == region
-                and ep.get("interface") in interfaces):
-            out.setdefault(ep["interface"], []).append(ep["id"])
-    return {k: sorted(v) for k, v in out.items()}
-
-
-# --------------------------------------------------------------------------- helpers
 def _ret(name):
-    return {"name": name, "result": True, "changes": {}, "comment": ""}
+    return __utils__["glance_ha_states.ret"](name)
 
 
 def _writer(writer):
-    """(write, comment): write is True (this minion writes), False (skip) or None (error in comment)."""
+    """(write, comment): write is True (this minion writes), False (skip) or None (error in comment).
+
+    Who writes is ``crm.writer_status``'s decision wherever the crm module is loaded. Without it
+    (no Pacemaker tools) an explicit ``writer`` names the minion, and '' (the DC) means this minion
+    is the only writer, unless Pacemaker binaries are installed (a broken crm module must not let
+    every node write)."""
     if writer is None:
         return True, ""
     writer = str(writer)
-    if "crm.writer_status" in __salt__ or "crm.is_writer" in __salt__:
+    if "crm.writer_status" in __salt__:
         try:
-            if "crm.writer_status" in __salt__:
-                status = __salt__["crm.writer_status"](writer)
-                is_writer, reason = bool(status.get("writer")), status.get("reason", "")
-            else:
-                is_writer, reason = bool(__salt__["crm.is_writer"](writer)), ""
+            status = __salt__["crm.writer_status"](writer=writer)
         except (CommandExecutionError, SaltInvocationError) as exc:
             return None, f"Cannot tell whether this minion is the writer: {exc}"
-        if is_writer:
+        if status.get("writer"):
             return True, ""
-        who = writer or "the Pacemaker DC"
-        return False, (f"Not the writer ({who} writes the Keystone catalog"
+        reason = status.get("reason", "")
+        return False, (f"Not the writer ({writer or 'the Pacemaker DC'} writes the Keystone catalog"
                        + (f"; {reason}" if reason else "") + "); nothing done here.")
-    me = __opts__.get("id")
     if writer:
-        if writer == me:
+        if writer == __opts__.get("id"):
             return True, ""
         return False, f"Not the writer ({writer} writes the Keystone catalog); nothing done here."
-    found = [b for b in PACEMAKER_BINARIES if __salt__["cmd.has_exec"](b)]
+    found = [b for b in _PACEMAKER_BINARIES if __salt__["cmd.has_exec"](b)]
     if found:
         return None, ("writer '' means the Pacemaker DC, but the crm module is not loaded although "
                       f"Pacemaker is installed ({', '.join(found)}): fix the crm module, or set the writer "
@@ -185,7 +124,7 @@ def _cache_key(args, name, service_type):
 
 
 def _lookup_service(args, name, service_type):
-    """The service (or None), from this run's cache if service_present already read it."""
+    """The service (or None), from this run's cache if an earlier state already read it."""
     cache = __context__.setdefault(CACHE, {})
     key = _cache_key(args, name, service_type)
     if key not in cache:
@@ -217,13 +156,14 @@ def service_present(name, service_type, description=None, enabled=True, writer=N
     if _not_writer(ret, writer):
         return ret
     args = _conn_args(profile, connection_args)
+    test = __opts__.get("test")
     try:
         svc = _lookup_service(args, name, service_type)
         if svc is None:
             want = {"name": name, "type": service_type, "description": description or "",
                     "enabled": bool(enabled)}
             ret["changes"] = {"service": {"old": None, "new": want}}
-            if __opts__.get("test"):
+            if test:
                 ret["result"] = None
                 ret["comment"] = f"Service {name!r} ({service_type}) would be created."
                 _remember_service(args, name, service_type, dict(want, id=None, pending=True))
@@ -234,25 +174,67 @@ def service_present(name, service_type, description=None, enabled=True, writer=N
             ret["changes"]["service"]["new"]["id"] = svc["id"]
             ret["comment"] = f"Service {name!r} ({service_type}) created with id {svc['id']}."
             return ret
-        diff = {}
-        if description is not None and (svc.get("description") or "") != description:
-            diff["description"] = description
-        if bool(svc.get("enabled", True)) != bool(enabled):
-            diff["enabled"] = bool(enabled)
+        diff = _kc("service_changes")(svc, description, enabled)
         if not diff:
             ret["comment"] = f"Service {name!r} ({service_type}) is in the desired state (id {svc['id']})."
             return ret
-        ret["changes"] = {k: {"old": svc.get(k), "new": v} for k, v in diff.items()}
-        if __opts__.get("test"):
-            ret["result"] = None
-            ret["comment"] = f"Service {name!r} ({service_type}, id {svc['id']}) would be updated."
-            return ret
-        new = __salt__["keystone_catalog.service_update"](svc["id"], **diff, **args)
-        _remember_service(args, name, service_type, new)
-        ret["comment"] = f"Service {name!r} ({service_type}, id {svc['id']}) updated."
+        changes = {k: {"old": svc.get(k), "new": v} for k, v in diff.items()}
+        if not test:
+            _remember_service(args, name, service_type,
+                              __salt__["keystone_catalog.service_update"](svc["id"], **diff, **args))
+        __utils__["glance_ha_states.pending"](
+            ret, test, changes, f"Service {name!r} ({service_type}, id {svc['id']}) would be updated.",
+            f"Service {name!r} ({service_type}, id {svc['id']}) updated.")
     except (CommandExecutionError, SaltInvocationError) as exc:
         ret["result"] = False
         ret["changes"] = {}
+        ret["comment"] = str(exc)
+    return ret
+
+
+def service_absent(name, service_type=None, writer=None, profile=None, **connection_args):
+    """
+    Ensure the service ``name`` (of ``service_type``) is not in the catalog, unless it still has
+    endpoints: Keystone deletes a service's endpoints with it, so a service that other regions (or
+    interfaces this run does not remove) still use is kept, with a comment naming those endpoints.
+    Endpoints that ``endpoints_absent`` removes earlier in the same run do not count.
+
+    name
+        the service's name, e.g. ``glance``
+    service_type
+        the service's type, e.g. ``image`` (recommended: two services may share a name)
+    writer, profile, auth arguments
+        as for ``service_present``
+    """
+    ret = _ret(name)
+    if _not_writer(ret, writer):
+        return ret
+    args = _conn_args(profile, connection_args)
+    kind = f" ({service_type})" if service_type else ""
+    try:
+        svc = _lookup_service(args, name, service_type)
+        if svc is None or svc.get("pending"):
+            ret["comment"] = f"Service {name!r}{kind} does not exist."
+            return ret
+        gone = __context__.get(DELETED, set())
+        left = [e for e in __salt__["keystone_catalog.endpoint_list"](service_id=svc["id"], **args)
+                if e["id"] not in gone]
+        if left:
+            used = ", ".join(sorted(f"{e.get('region_id')}/{e.get('interface')} {e['id']}" for e in left))
+            ret["comment"] = (f"Service {name!r}{kind} (id {svc['id']}) kept: it still has endpoints ({used}), "
+                              "which Keystone would delete with it.")
+            return ret
+        old = {k: svc.get(k) for k in ("id", "name", "type", "description", "enabled")}
+        test = __opts__.get("test")
+        if not test:
+            __salt__["keystone_catalog.service_delete"](svc["id"], **args)
+            _remember_service(args, name, service_type, None)
+        __utils__["glance_ha_states.pending"](
+            ret, test, {"service": {"old": old, "new": None}},
+            f"Service {name!r}{kind} (id {svc['id']}) would be deleted.",
+            f"Service {name!r}{kind} (id {svc['id']}) deleted.")
+    except (CommandExecutionError, SaltInvocationError) as exc:
+        ret["result"] = False
         ret["comment"] = str(exc)
     return ret
 
@@ -290,10 +272,9 @@ def endpoints_present(name, region, public=None, internal=None, admin=None, serv
         return ret
     errors = []
     for iface, url in desired.items():
-        if url is not None:
-            error = __salt__["keystone_catalog.validate_endpoint_url"](url)
-            if error:
-                errors.append(f"{iface}: {error}")
+        error = None if url is None else __salt__["keystone_catalog.validate_endpoint_url"](url)
+        if error:
+            errors.append(f"{iface}: {error}")
     if errors:
         ret["result"] = False
         ret["comment"] = "; ".join(errors)
@@ -305,8 +286,8 @@ def endpoints_present(name, region, public=None, internal=None, admin=None, serv
     try:
         svc = _lookup_service(args, name, service_type)
         if svc is None or svc.get("pending"):
-            plan = plan_endpoints([], desired, None, region, enabled)
-            ret["changes"] = plan_changes(plan)
+            plan = _kc("plan_endpoints")([], desired, None, region, enabled)
+            ret["changes"] = _kc("plan_changes")(plan)
             if test:
                 ret["result"] = None
                 ret["comment"] = (f"Service {name!r} does not exist yet: its {', '.join(ret['changes'])} "
@@ -318,24 +299,24 @@ def endpoints_present(name, region, public=None, internal=None, admin=None, serv
                                   "create it first (keystone_catalog.service_present, required by this state).")
             return ret
         current = __salt__["keystone_catalog.endpoint_list"](service_id=svc["id"], region=region, **args)
-        plan = plan_endpoints(current, desired, svc["id"], region, enabled)
+        plan = _kc("plan_endpoints")(current, desired, svc["id"], region, enabled)
         if plan["duplicates"]:
             ret["result"] = False
-            ret["comment"] = duplicates_message(plan["duplicates"], name, region)
+            ret["comment"] = _kc("duplicates_message")(plan["duplicates"], name, region)
             return ret
-        changes = plan_changes(plan)
+        changes = _kc("plan_changes")(plan)
         if not changes:
-            ids = ", ".join(f"{i}={plan['unchanged'][i]}" for i in INTERFACES if i in plan["unchanged"])
+            ids = ", ".join(f"{i}={endpoint_id}" for i, endpoint_id in plan["unchanged"].items())
             ret["comment"] = f"Endpoints of {name!r} in {region} are in the desired state ({ids})."
             return ret
         new_region = bool(plan["create"]) and __salt__["keystone_catalog.region_get"](region, **args) is None
         if new_region:
             changes["region"] = {"old": None, "new": region}
+        summary = _kc("plan_summary")(plan)
         if test:
             ret["result"] = None
             ret["changes"] = changes
-            ret["comment"] = (f"Endpoints of {name!r} in {region} would be "
-                              + _summary(plan, "created", "updated in place")
+            ret["comment"] = (f"Endpoints of {name!r} in {region} would be {summary}"
                               + (f" (region {region} created first)" if new_region else "") + ".")
             return ret
         done = {}
@@ -343,19 +324,17 @@ def endpoints_present(name, region, public=None, internal=None, admin=None, serv
             if new_region:
                 __salt__["keystone_catalog.region_create"](region, **args)
                 done["region"] = changes["region"]
-            for iface in INTERFACES:
-                if iface in plan["update"]:
-                    upd = plan["update"][iface]
-                    __salt__["keystone_catalog.endpoint_update"](upd["id"], **upd["new"], **args)
+            for iface, action, step in _kc("plan_steps")(plan):
+                if action == "update":
+                    __salt__["keystone_catalog.endpoint_update"](step["id"], **step["new"], **args)
                     done[iface] = changes[iface]
-                elif iface in plan["create"]:
-                    want = plan["create"][iface]
+                else:
                     new = __salt__["keystone_catalog.endpoint_create"](
-                        svc["id"], iface, want["url"], region=region, enabled=want["enabled"], **args)
-                    done[iface] = {"old": None, "new": dict(want, id=new["id"])}
+                        svc["id"], iface, step["url"], region=region, enabled=step["enabled"], **args)
+                    done[iface] = {"old": None, "new": dict(step, id=new["id"])}
         finally:
             ret["changes"] = done
-        ret["comment"] = f"Endpoints of {name!r} in {region}: " + _summary(plan, "created", "updated in place") + "."
+        ret["comment"] = f"Endpoints of {name!r} in {region}: {summary}."
     except (CommandExecutionError, SaltInvocationError) as exc:
         ret["result"] = False
         ret["comment"] = str(exc) + (" (changes made before the error are listed; run again to finish)"
@@ -363,23 +342,12 @@ def endpoints_present(name, region, public=None, internal=None, admin=None, serv
     return ret
 
 
-def _summary(plan, created, updated):
-    parts = []
-    if plan["create"]:
-        parts.append(f"{', '.join(i for i in INTERFACES if i in plan['create'])} {created}")
-    if plan["update"]:
-        parts.append(f"{', '.join(i for i in INTERFACES if i in plan['update'])} {updated}")
-    return "; ".join(parts)
-
-
 def endpoints_absent(name, region, interfaces=None, service_type=None, writer=None, profile=None,
                      **connection_args):
     """
     Ensure service ``name`` has no endpoints for ``interfaces`` (default: public, internal, admin) in
     ``region``. Duplicates are deleted too. Other services and regions are not touched; the service
-    itself is kept.
-
-    CLI-free example:
+    itself is kept (see ``service_absent``).
 
     .. code-block:: yaml
 
@@ -391,8 +359,7 @@ def endpoints_absent(name, region, interfaces=None, service_type=None, writer=No
             - profile: keystone_admin
     """
     ret = _ret(name)
-    interfaces = list(interfaces or INTERFACES)
-    bad = [i for i in interfaces if i not in INTERFACES]
+    interfaces, bad = _kc("select_interfaces")(interfaces)
     if bad or not region:
         ret["result"] = False
         ret["comment"] = (f"Unknown interface(s): {', '.join(bad)}" if bad else "region is required.")
@@ -406,14 +373,16 @@ def endpoints_absent(name, region, interfaces=None, service_type=None, writer=No
             ret["comment"] = f"Service {name!r} does not exist: no endpoints to remove."
             return ret
         current = __salt__["keystone_catalog.endpoint_list"](service_id=svc["id"], region=region, **args)
-        doomed = plan_absent(current, svc["id"], region, interfaces)
+        doomed = _kc("plan_absent")(current, svc["id"], region, interfaces)
         if not doomed:
             ret["comment"] = f"Service {name!r} has no {'/'.join(interfaces)} endpoints in {region}."
             return ret
         urls = {e["id"]: e.get("url") for e in current}
         changes = {iface: {"old": [{"id": i, "url": urls[i]} for i in ids], "new": None}
                    for iface, ids in doomed.items()}
+        deleted = __context__.setdefault(DELETED, set())
         if __opts__.get("test"):
+            deleted.update(i for ids in doomed.values() for i in ids)
             ret["result"] = None
             ret["changes"] = changes
             ret["comment"] = f"Endpoints of {name!r} in {region} would be deleted: {', '.join(sorted(doomed))}."
@@ -423,6 +392,7 @@ def endpoints_absent(name, region, interfaces=None, service_type=None, writer=No
             for iface, ids in doomed.items():
                 for endpoint_id in ids:
                     __salt__["keystone_catalog.endpoint_delete"](endpoint_id, **args)
+                    deleted.add(endpoint_id)
                 done[iface] = changes[iface]
         finally:
             ret["changes"] = done

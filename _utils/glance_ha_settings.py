@@ -10,9 +10,10 @@ No Salt dunders, no I/O. The Pacemaker value rules (intervals, ids), the Keyston
 secrets rule are handed in by the caller as ``rules``, as are the parameters of the OCF agent:
 ``{"interval_ms": f(value) -> int|None, "is_id": f(str) -> bool, "is_duration_key": f(name) -> bool,
 "is_bool_key": f(name) -> bool, "bool_word": f(value) -> bool|None, "auth_url_problem": f(url) ->
-str|None, "is_secret": f(name) -> bool, "agent_params": set of names, or None when not checked}``.
-Loaded by Salt as ``__utils__['glance_ha_settings.<function>']`` and importable as a plain module by
-tests; its sibling ``glance_ha_conf`` is imported by path (Salt's loader gives ``_utils`` no package).
+str|None, "is_secret": f(name) -> bool, "interfaces": the endpoint interface names, "agent_params":
+set of names, or None when not checked}``. Loaded by Salt as
+``__utils__['glance_ha_settings.<function>']`` and importable as a plain module by tests; its
+sibling ``glance_ha_conf`` is imported by path (Salt's loader gives ``_utils`` no package).
 """
 
 import copy
@@ -51,8 +52,6 @@ FREE_FORM = {("config",), ("lookup",), ("cluster", "meta")}
 DB_DRIVERS = ("mysql+pymysql", "postgresql", "postgresql+psycopg2")
 NOTIFY_DRIVERS = ("messagingv2", "messaging", "noop", "log")
 MONITOR_LEVELS = ("process", "http", "api")
-# Keystone's endpoint interfaces, as pillar glance_ha:endpoints names them.
-INTERFACES = ("public", "internal", "admin")
 STORE_BACKENDS = tuple(conf.STORE_NAMES)
 # The seed's glance-api.conf options and what replaces them.
 LEGACY_OPTIONS = {
@@ -162,7 +161,7 @@ def _validate(pillar, merged, schema, rules):
     _validate_store(cfg.get("store", {}), errors)
     _validate_log(cfg.get("log", {}), errors)
     _validate_cluster(cfg.get("cluster", {}), errors, rules)
-    _validate_endpoint_urls(cfg.get("endpoints", {}), errors)
+    _validate_endpoint_urls(cfg.get("endpoints", {}), errors, rules)
     if not isinstance(cfg.get("endpoints", {}).get("manage"), bool):
         errors.append("glance_ha:endpoints:manage: must be true or false")
     nova_conf = cfg.get("nova", {}).get("config")
@@ -172,8 +171,8 @@ def _validate(pillar, merged, schema, rules):
     return errors
 
 
-def _validate_endpoint_urls(endpoints, errors):
-    for iface in INTERFACES:
+def _validate_endpoint_urls(endpoints, errors, rules):
+    for iface in rules["interfaces"]:
         _check_url(endpoints.get(iface), f"glance_ha:endpoints:{iface}", errors, required=False,
                    schemes=("http",))
 
@@ -295,17 +294,6 @@ def _validate_messaging(msg, errors):
         if not msg.get("user"):
             errors.append("glance_ha:messaging:user: is required")
         _require_password(msg, "glance_ha:messaging:password", errors)
-
-
-def auth_url_problem(url):
-    """What is wrong with ``url`` (str, an http(s) URL) as a Keystone v3 auth URL (str), or None."""
-    path = urllib.parse.urlparse(str(url)).path.rstrip("/")
-    if re.search(r"/v2(\.0)?$", path):
-        return (f"{url!r} is a Keystone v2.0 URL; v2.0 is gone, use the v3 one"
-                " (e.g. http://10.0.0.11:5000/v3)")
-    if re.search(r"/v\d+(\.\d+)?$", path) and not path.endswith("/v3"):
-        return f"{url!r} is not a Keystone v3 URL (end it in /v3, or leave the version out: /v3 is assumed)"
-    return None
 
 
 def _validate_keystone(cfg, errors, rules):
@@ -540,7 +528,7 @@ def problems(defaults, osfamilymap, pillar, merged, rules, scope="all"):
     if not errors:
         _validate_vip(merged["vip"], errors)
         _validate_api(merged["api"], errors)
-        _validate_endpoint_urls(merged["endpoints"], errors)
+        _validate_endpoint_urls(merged["endpoints"], errors, rules)
     return errors
 
 

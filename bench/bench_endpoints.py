@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Benchmark: glance_ha/endpoints.sls (keystone_catalog states) versus the seed's method, on one real Keystone.
+"""Benchmark: glance_ha.endpoints (keystone_catalog states) versus the seed's method, on one real Keystone.
 
 One run, one Keystone 30 (lab.services: MariaDB + Keystone under gunicorn on random 127.0.0.1 ports):
 
-* formula: `state.sls glance_ha.endpoints` with pillar.example pointed at this Keystone; a first apply
-  (empty catalog -> service + 3 endpoints), then no-op reruns, measured two ways:
+* formula: `state.sls glance_ha.endpoints` (glance_ha/endpoints/init.sls) with pillar.example pointed
+  at this Keystone; a first apply (empty catalog -> service + 3 endpoints), then no-op reruns,
+  measured two ways:
     - in-process: one Salt state run through salt.client.Caller (SLS rendering, map.jinja and Salt's
       per-run set-up included) -- the cost inside a highstate;
     - salt-call: `salt-call --local state.sls glance_ha.endpoints` as a process (Python and Salt start-up
@@ -14,7 +15,7 @@ One run, one Keystone 30 (lab.services: MariaDB + Keystone under gunicorn on ran
   the existing catalog it creates three duplicates, which the benchmark then deletes by id.
 
 HTTP requests are real counts: Salt and the CLI both talk to Keystone through a counting proxy
-(test/functional/keystone/httpcount.py; the CLI via OS_IDENTITY_ENDPOINT_OVERRIDE), which records every
+(lab/httpcount.py; the CLI via OS_IDENTITY_ENDPOINT_OVERRIDE), which records every
 request Keystone receives. Wall time is the median of --runs runs; ratios are against the seed's method
 in the same run.
 
@@ -44,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 import yaml
 
 from lab import services as lab_services
-from test.functional.keystone.httpcount import CountingProxy
+from lab.httpcount import CountingProxy
 
 OPENSTACK = ROOT / ".venv-os" / "bin" / "openstack"
 SALT_CALL = ROOT / ".venv" / "bin" / "salt-call"

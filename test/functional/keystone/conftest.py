@@ -8,9 +8,9 @@ import pytest
 import yaml
 from saltfactories.utils.functional import Loaders
 
+from lab.httpcount import CountingProxy
 from test.conftest import deep_merge
 from test.functional.conftest import minion_config
-from test.functional.keystone.httpcount import CountingProxy
 
 PUBLIC = "http://203.0.113.11:9292"
 INTERNAL = "http://10.0.0.11:9292"

@@ -1,4 +1,4 @@
-"""keystone_catalog execution and state modules, and glance_ha/endpoints.sls, against the session's real
+"""keystone_catalog execution and state modules, glance_ha.endpoints and glance_ha.endpoints.clean, against the session's real
 Keystone 30 (test.plugins.services). Every Salt request goes through a counting proxy, so the request
 counts asserted here are what Keystone really received."""
 
@@ -17,12 +17,15 @@ from test.conftest import deep_merge
 from test.functional.keystone.conftest import ADMIN, INTERNAL, PUBLIC
 
 SLS = "glance_ha.endpoints"
+CLEAN = "glance_ha.endpoints.clean"
 SERVICE_ID = "glance_ha-keystone-service"
 ENDPOINTS_ID = "glance_ha-keystone-endpoints"
+CLEAN_SERVICE_ID = "glance_ha-keystone-service-clean"
+CLEAN_ENDPOINTS_ID = "glance_ha-keystone-endpoints-clean"
 
 
-def apply(kc_modules, pillar=None, test=False):
-    ret = kc_modules.state.sls(SLS, pillar=pillar or {}, test=test)
+def apply(kc_modules, pillar=None, test=False, sls=SLS):
+    ret = kc_modules.state.sls(sls, pillar=pillar or {}, test=test)
     assert not ret.failed, ret.errors
     return ret
 
@@ -364,3 +367,76 @@ def test_salt_call_debug_log_has_no_password(kc_loaders, kc_minion_root, clean_i
     assert "REQ: curl" in debug_log and "/v3/endpoints" in debug_log      # keystoneauth1 did log at DEBUG
     for text in outputs + [debug_log]:
         assert keystone.admin_password not in text
+
+
+def _state_args(shown, state_id):
+    return {k: v for d in next(iter(shown[state_id].values())) if isinstance(d, dict) for k, v in d.items()}
+
+
+def test_clean_removes_the_formulas_service_and_endpoints_only(kc_modules, clean_image, catalog, kc_proxy):
+    apply(kc_modules)
+    _eps, svc = image_endpoints(clean_image)
+    catalog.delete_service_type("kc-other")
+    foreign = catalog.create_service("foreign", "kc-other")
+    for region in ("RegionOne", "RegionTwo"):
+        for iface in ("public", "internal", "admin"):
+            catalog.create_endpoint(foreign["id"], iface, f"http://foreign-{region}:1", region=region)
+    try:
+        services, endpoints = catalog.snapshot()
+        kc_proxy.reset()
+        ret = results(apply(kc_modules, test=True, sls=CLEAN))
+        assert ret[CLEAN_ENDPOINTS_ID].result is None and set(ret[CLEAN_ENDPOINTS_ID].changes) == {
+            "public", "internal", "admin"}
+        assert ret[CLEAN_SERVICE_ID].result is None
+        assert ret[CLEAN_SERVICE_ID].changes == {"service": {"old": {
+            "id": svc["id"], "name": "glance", "type": "image", "description": "OpenStack Image", "enabled": True},
+            "new": None}}
+        assert kc_proxy.counts()["write"] == 0 and catalog.snapshot() == (services, endpoints)
+
+        kc_proxy.reset()
+        ret = results(apply(kc_modules, sls=CLEAN))
+        assert all(r.result is True for r in ret.values()), ret
+        assert set(ret[CLEAN_ENDPOINTS_ID].changes) == {"public", "internal", "admin"}
+        assert ret[CLEAN_SERVICE_ID].changes["service"]["new"] is None
+        assert catalog.services("image") == []
+        assert catalog.snapshot() == ([s for s in services if s["id"] != svc["id"]],
+                                      [e for e in endpoints if e["service_id"] != svc["id"]])
+        for region in ("RegionOne", "RegionTwo"):
+            assert catalog.ks.request("GET", f"/v3/regions/{region}")[0] == 200
+        calls = [(m, p.split("?")[0]) for m, p, _s in kc_proxy.requests]
+        assert calls[:3] == [("POST", "/v3/auth/tokens"), ("GET", "/v3/services"), ("GET", "/v3/endpoints")]
+        assert sorted(calls[3:6]) == sorted(("DELETE", f"/v3/endpoints/{e['id']}") for e in _eps.values())
+        assert calls[6:] == [("GET", "/v3/endpoints"), ("DELETE", f"/v3/services/{svc['id']}")]
+
+        kc_proxy.reset()
+        ret = results(apply(kc_modules, sls=CLEAN))
+        assert all(r.result is True and r.changes == {} for r in ret.values()), ret
+        assert kc_proxy.counts() == {"token": 1, "read": 1, "write": 0}
+    finally:
+        catalog.delete_service_type("kc-other")
+
+
+def test_clean_keeps_a_service_another_region_still_uses(kc_modules, clean_image, catalog):
+    apply(kc_modules)
+    _eps, svc = image_endpoints(clean_image)
+    other = catalog.create_endpoint(svc["id"], "public", "http://region-two:9292", region="RegionTwo")
+    ret = results(apply(kc_modules, sls=CLEAN))
+    assert set(ret[CLEAN_ENDPOINTS_ID].changes) == {"public", "internal", "admin"}
+    assert ret[CLEAN_SERVICE_ID].result is True and ret[CLEAN_SERVICE_ID].changes == {}
+    assert "kept" in ret[CLEAN_SERVICE_ID].comment and other["id"] in ret[CLEAN_SERVICE_ID].comment
+    assert [s["id"] for s in catalog.services("image")] == [svc["id"]]
+    assert [e["id"] for e in catalog.endpoints(svc["id"])] == [other["id"]]
+
+
+def test_clean_sls_same_service_region_and_writer_as_endpoints(kc_modules, kc_pillar):
+    on = deep_merge(kc_pillar, {"glance_ha": {"cluster": {"manage": True, "writer": "ctl2"}}})
+    present, clean = kc_modules.state.show_sls(SLS, pillar=on), kc_modules.state.show_sls(CLEAN, pillar=on)
+    made = _state_args(present, ENDPOINTS_ID)
+    for state_id in (CLEAN_ENDPOINTS_ID, CLEAN_SERVICE_ID):
+        args = _state_args(clean, state_id)
+        assert {k: args[k] for k in ("name", "service_type", "writer", "profile", "auth_url", "username")} == {
+            k: made[k] for k in ("name", "service_type", "writer", "profile", "auth_url", "username")}
+        assert "password" not in args
+    assert _state_args(clean, CLEAN_ENDPOINTS_ID)["region"] == made["region"]
+    off = deep_merge(kc_pillar, {"glance_ha": {"endpoints": {"manage": False}}})
+    assert kc_modules.state.show_sls(CLEAN, pillar=off) == {}

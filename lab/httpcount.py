@@ -1,6 +1,7 @@
 """A counting HTTP/1.1 reverse proxy: Salt (or the openstack CLI) talks to it, it forwards every request
 to the real Keystone and records method, path and status. That gives real, server-side counts of the
-HTTP requests a run makes (tokens, reads, writes) without touching the client under test.
+HTTP requests a run makes (tokens, reads, writes) without touching the client under test. Used by the
+keystone_catalog functional tests (test/functional/keystone) and bench/bench_endpoints.py.
 
     with CountingProxy("http://127.0.0.1:5000") as proxy:   # proxy.url -> http://127.0.0.1:<random>
         ...

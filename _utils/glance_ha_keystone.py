@@ -1,0 +1,235 @@
+"""
+The Keystone v3 catalog rules of the glance_ha formula, in one place: which ``auth_url`` is usable
+(v3 or unversioned; v2.0 and every other version refused) and its v3 form, which endpoint URL is
+usable, the endpoint interfaces, how a service differs from its declaration, and the endpoint plan
+(create, update in place, refuse duplicates, delete).
+
+A ``*_problem`` function returns None for a good value, else the reason, worded to follow the name
+of the setting in an error (``"glance_ha:keystone:auth_url: " + reason``). Reasons quote the value:
+callers mask them with ``glance_ha_secrets.mask`` (a URL may carry a password).
+
+Pure: no Salt dunders, no I/O. Loaded by Salt as ``__utils__['glance_ha_keystone.<function>']``
+and importable as a plain module by tests.
+"""
+
+import re
+import urllib.parse
+
+INTERFACES = ("public", "internal", "admin")
+_VERSION_RE = re.compile(r"^v(\d+)(\.\d+)?$", re.IGNORECASE)
+# Keystone substitutes $(project_id)s and friends in endpoint URLs.
+_SUBSTITUTION_RE = re.compile(r"\$\((\w+)\)s")
+
+
+def interfaces():
+    """The endpoint interfaces, in catalog order (tuple of str): public, internal, admin."""
+    return INTERFACES
+
+
+def interface_problem(interface):
+    """None if ``interface`` is one of :data:`INTERFACES`, else the reason (str)."""
+    if interface in INTERFACES:
+        return None
+    return f"interface {interface!r} is not one of {', '.join(INTERFACES)}"
+
+
+def select_interfaces(wanted=None):
+    """``(interfaces, unknown)``: the list ``wanted`` (None or empty: all three, in catalog order)
+    and the names in it that are not interfaces (list of str)."""
+    chosen = list(wanted or INTERFACES)
+    return chosen, [i for i in chosen if i not in INTERFACES]
+
+
+def _http_url_problem(url):
+    """The checks every URL of the catalog passes: a string, no whitespace, http(s), a host, a port
+    in 1..65535 if given. Returns ``(reason or None, urlsplit result or None)``."""
+    if not url or not isinstance(url, str):
+        return f"{url!r} is empty or not a string", None
+    if any(c.isspace() for c in url):
+        return f"{url!r} is not an http:// or https:// URL (it contains whitespace)", None
+    parsed = urllib.parse.urlsplit(_SUBSTITUTION_RE.sub("x", url))
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return f"{url!r} is not an http:// or https:// URL", None
+    try:
+        port = parsed.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        return f"{url!r} has an invalid port", None
+    return None, parsed
+
+
+def endpoint_url_problem(url):
+    """
+    None if Keystone and its clients accept ``url`` (str) as an endpoint URL, else the reason (str).
+    ``$(project_id)s``-style substitutions are allowed.
+    """
+    return _http_url_problem(url)[0]
+
+
+def _v3_root(parsed, segments):
+    return urllib.parse.urlunsplit((parsed.scheme, parsed.netloc, "/".join([""] + segments + ["v3"]), "", ""))
+
+
+def auth_url_problem(url):
+    """
+    None if ``url`` (str) is a usable Keystone v3 auth URL, else the reason (str).
+
+    Usable: an http(s) URL without query or fragment whose path ends in ``/v3`` or in no version at
+    all (``http://h:5000``, ``https://h/identity``: ``/v3`` is then appended, see
+    :func:`normalize_auth_url`). A path ending in any other version (``/v2.0``, ``/v2``, ``/v1``) is
+    refused with the v3 URL to use instead.
+    """
+    if url in (None, ""):
+        return "is required (e.g. http://10.0.0.11:5000/v3)"
+    problem, parsed = _http_url_problem(url)
+    if problem:
+        return problem
+    if parsed.query or parsed.fragment:
+        return f"{url!r} must not have a query or fragment"
+    segments = [s for s in parsed.path.split("/") if s]
+    match = _VERSION_RE.match(segments[-1]) if segments else None
+    if match and match.group(1) != "3":
+        return (f"{url!r} is Keystone {segments[-1]}, which is not supported (Keystone removed v2.0 in "
+                f"Queens): use the v3 URL {_v3_root(parsed, segments[:-1])}")
+    return None
+
+
+def normalize_auth_url(url):
+    """
+    The Keystone v3 form of ``url`` (str): surrounding whitespace dropped, ``/v3`` appended when the
+    path has no version, a trailing slash removed (``http://h:5000/`` -> ``http://h:5000/v3``).
+    Raises ValueError with :func:`auth_url_problem`'s reason when the URL is not usable.
+    """
+    url = url.strip() if isinstance(url, str) else url
+    problem = auth_url_problem(url)
+    if problem:
+        raise ValueError(problem)
+    parsed = urllib.parse.urlsplit(url)
+    segments = [s for s in parsed.path.split("/") if s]
+    if segments and _VERSION_RE.match(segments[-1]):
+        segments = segments[:-1]
+    return _v3_root(parsed, segments)
+
+
+def never_sent(exc):
+    """
+    Whether a failed request (``exc``: an exception of requests/urllib3, possibly wrapped by
+    keystoneauth1) certainly never reached the server: a connect timeout, or a connection that was
+    never made (refused, unresolvable). Read timeouts and dropped connections return False. Bool.
+    """
+    seen = set()
+    cur = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        kind = type(cur)
+        if kind.__name__ == "ConnectTimeout" and kind.__module__.startswith("requests"):
+            return True
+        for arg in getattr(cur, "args", ()):
+            reason = getattr(arg, "reason", None)
+            if reason is not None and type(reason).__name__ in ("NewConnectionError", "ConnectTimeoutError"):
+                return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+# --------------------------------------------------------------------------- services
+def service_changes(current, description=None, enabled=True):
+    """
+    The fields of service ``current`` (a Keystone service dict) that differ from the declaration:
+    ``{field: new value}`` for ``description`` (None: not managed; a missing description is "")
+    and ``enabled`` (bool). Empty dict: nothing to change.
+    """
+    diff = {}
+    if description is not None and (current.get("description") or "") != description:
+        diff["description"] = description
+    if bool(current.get("enabled", True)) != bool(enabled):
+        diff["enabled"] = bool(enabled)
+    return diff
+
+
+# --------------------------------------------------------------------------- endpoints
+def plan_endpoints(current, desired, service_id, region, enabled=True):
+    """
+    Compare the endpoints of one service in one region with the desired URLs.
+
+    ``current``: endpoint dicts as Keystone returns them (others are ignored here too);
+    ``desired``: {interface: url or None}, None = not managed. ``enabled``: True/False, or None to
+    leave it alone. Returns {"duplicates": {iface: [ids]}, "create": {iface: {url, enabled}},
+    "update": {iface: {"id", "old": {...}, "new": {...}}}, "unchanged": {iface: id}}, every mapping
+    in catalog order of the interfaces.
+    """
+    mine = [e for e in current if e.get("service_id") == service_id and e.get("region_id") == region]
+    plan = {"duplicates": {}, "create": {}, "update": {}, "unchanged": {}}
+    for iface in INTERFACES:
+        url = desired.get(iface)
+        if url is None:
+            continue
+        have = sorted((e for e in mine if e.get("interface") == iface), key=lambda e: e["id"])
+        if len(have) > 1:
+            plan["duplicates"][iface] = [e["id"] for e in have]
+        elif not have:
+            plan["create"][iface] = {"url": url, "enabled": True if enabled is None else bool(enabled)}
+        else:
+            ep = have[0]
+            old, new = {}, {}
+            if ep.get("url") != url:
+                old["url"], new["url"] = ep.get("url"), url
+            if enabled is not None and bool(ep.get("enabled", True)) != bool(enabled):
+                old["enabled"], new["enabled"] = bool(ep.get("enabled", True)), bool(enabled)
+            if new:
+                plan["update"][iface] = {"id": ep["id"], "old": old, "new": new}
+            else:
+                plan["unchanged"][iface] = ep["id"]
+    return plan
+
+
+def duplicates_message(duplicates, service, region):
+    """The refusal for duplicate endpoints (str): names every id and how to remove the extra ones."""
+    parts = [f"{iface}: {', '.join(ids)}" for iface, ids in sorted(duplicates.items())]
+    extra = [i for ids in duplicates.values() for i in ids[1:]]
+    return (f"Refusing to touch service {service!r} in region {region!r}: duplicate endpoints "
+            f"({'; '.join(parts)}). Nothing was changed. Keep one endpoint per interface and delete the "
+            f"others, e.g. `openstack endpoint delete {' '.join(extra)}`, then run again.")
+
+
+def plan_changes(plan):
+    """The changes dict of a plan: {iface: {"old": ..., "new": ...}} for creates and updates."""
+    changes = {}
+    for iface, want in plan["create"].items():
+        changes[iface] = {"old": None, "new": dict(want)}
+    for iface, upd in plan["update"].items():
+        changes[iface] = {"old": dict(upd["old"], id=upd["id"]), "new": dict(upd["new"], id=upd["id"])}
+    return changes
+
+
+def plan_steps(plan):
+    """The writes of a plan in catalog order: list of ``(iface, "update", {id, old, new})`` and
+    ``(iface, "create", {url, enabled})``."""
+    steps = []
+    for iface in INTERFACES:
+        if iface in plan["update"]:
+            steps.append((iface, "update", plan["update"][iface]))
+        elif iface in plan["create"]:
+            steps.append((iface, "create", plan["create"][iface]))
+    return steps
+
+
+def plan_summary(plan, created="created", updated="updated in place"):
+    """``"public, internal created; admin updated in place"`` for a plan (str)."""
+    parts = []
+    if plan["create"]:
+        parts.append(f"{', '.join(plan['create'])} {created}")
+    if plan["update"]:
+        parts.append(f"{', '.join(plan['update'])} {updated}")
+    return "; ".join(parts)
+
+
+def plan_absent(current, service_id, region, interfaces):
+    """Endpoints to delete: {iface: [ids]} of this service in this region for the given interfaces."""
+    out = {}
+    for ep in current:
+        if (ep.get("service_id") == service_id and ep.get("region_id") == region
+                and ep.get("interface") in interfaces):
+            out.setdefault(ep["interface"], []).append(ep["id"])
+    return {k: sorted(v) for k, v in out.items()}
