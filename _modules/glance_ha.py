@@ -48,7 +48,8 @@ def _agent_params(merged):
     if not text or "<resource-agent" not in text:
         raise SaltInvocationError(f"glance_ha:cluster:agent_source: {source} is not an OCF agent"
                                   " with meta-data (not found on the fileserver?)")
-    xml = text[text.index("<?xml"):text.index("</resource-agent>") + len("</resource-agent>")]
+    end = text.find("</resource-agent>")
+    xml = text[text.index("<resource-agent"):end + len("</resource-agent>")] if end >= 0 else text
     meta = __utils__["pcmk_cib.agent_metadata"]("ocf:openstack:glance-api", xml)
     return set(meta["params"])
 
