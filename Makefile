@@ -1,19 +1,31 @@
 # make test   - install what is missing (apt packages, venvs) and run the whole suite (what CI runs)
 # make demo   - the lab: 3 Pacemaker controllers in namespaces, highstate, an image through the VIP
-# make lint   - salt-lint, yamllint, ruff only
+# make check  - lint + unit + functional tests, without the lab (test/ha): the loop before a commit
+# make lint   - salt-lint, yamllint, ruff only; needs only the linters (scripts/bootstrap --lint)
 # make bench  - the benchmarks in bench/ (print tables)
+#
+# The fast loop while editing (after one `make test` or `scripts/bootstrap`):
+#   make lint                                                     # seconds, no root
+#   scripts/sandbox .venv/bin/python -m pytest -q test/unit       # seconds
+#   scripts/sandbox .venv/bin/python -m pytest -q test/functional/<file>   # real services, one file
+#   make check                                                    # minutes: all but the lab
+#   scripts/sandbox .venv/bin/python -m pytest -q test/ha         # the lab, ~5 minutes
 SHELL := /bin/bash
 PYTEST_ARGS ?=
 
-.PHONY: test demo lint bench bootstrap
+.PHONY: test check demo lint bench bootstrap
 bootstrap:
 	scripts/bootstrap
 
 test: bootstrap
 	scripts/sandbox .venv/bin/python -m pytest $(PYTEST_ARGS)
 
-lint: bootstrap
-	scripts/sandbox .venv/bin/python -m pytest test/unit/test_lint.py
+check: bootstrap
+	scripts/check $(PYTEST_ARGS)
+
+lint:
+	scripts/bootstrap --lint
+	scripts/lint
 
 demo: bootstrap
 	lab/demo $(DEMO_ARGS)

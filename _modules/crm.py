@@ -81,6 +81,11 @@ def _query():
 
 
 def _verify_text(xml, secrets=(), extra=()):
+    """crm_verify a staged CIB's configuration (its status section left out)."""
+    try:
+        xml = __utils__["pcmk_cib.configuration_only"](xml)
+    except ValueError as exc:
+        raise CrmError(str(exc)) from None
     with __utils__["glance_ha_files.private_dir"]("salt-crm-") as tmp:
         path = __utils__["glance_ha_files.write_private"](tmp, "cib.xml", xml)
         rc, out, err = _run(["crm_verify", "-V", "--xml-file", path], secrets=secrets, extra=extra)
@@ -313,6 +318,20 @@ def writer_status(writer=""):
                       "reason": f"the writer is the DC, {current}" + ("" if current == me else f" (this is {me})")}
     cache[writer] = status
     return status
+
+
+def agent_users(agent):
+    """
+    Ids (sorted list of str) of the resources in the CIB configuration that use resource agent
+    ``agent`` (``class:provider:type``), read now.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' crm.agent_users ocf:openstack:glance-api
+    """
+    return __utils__["pcmk_cib.agent_users"](_cib(_query()), agent)
 
 
 def locate(name):

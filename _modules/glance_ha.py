@@ -21,14 +21,38 @@ def __virtual__():
     return __virtualname__
 
 
-def _rules():
+def _rules(agent_params=None):
     """The value rules pillar validation applies (see _utils/glance_ha_settings.py)."""
     return {"interval_ms": __utils__["pcmk_values.parse_duration_ms"],
             "is_id": __utils__["pcmk_values.is_id"],
+            "is_duration_key": __utils__["pcmk_values.is_duration_key"],
+            "is_bool_key": __utils__["pcmk_values.is_bool_key"],
+            "bool_word": __utils__["pcmk_values.bool_word"],
             "auth_url_problem": __utils__["glance_ha_keystone.auth_url_problem"],
             "roles_problem": __utils__["glance_ha_keystone.roles_problem"],
             "interfaces": __utils__["glance_ha_keystone.interfaces"](),
-            "is_secret": __utils__["glance_ha_secrets.is_secret"]}
+            "is_secret": __utils__["glance_ha_secrets.is_secret"],
+            "agent_params": agent_params}
+
+
+def _agent_params(merged):
+    """The parameter names (set) of the OCF agent the cluster will run, from its meta-data, when the
+    pillar sets ``lookup:agent_params``; None when there is nothing to check or the agent comes
+    from an https:// URL (then crm.configured checks them against the installed agent)."""
+    cluster, lookup = merged.get("cluster"), merged.get("lookup")
+    if not isinstance(cluster, dict) or not isinstance(lookup, dict) or not lookup.get("agent_params"):
+        return None  # nothing to check, or a malformed pillar that problems() names
+    source = str(cluster.get("agent_source") or "")
+    if not source.startswith("salt://"):
+        return None
+    text = __salt__["cp.get_file_str"](source, saltenv=__opts__.get("saltenv") or "base")
+    if not text or "<resource-agent" not in text:
+        raise SaltInvocationError(f"glance_ha:cluster:agent_source: {source} is not an OCF agent"
+                                  " with meta-data (not found on the fileserver?)")
+    end = text.find("</resource-agent>")
+    xml = text[text.index("<resource-agent"):end + len("</resource-agent>")] if end >= 0 else text
+    meta = __utils__["pcmk_cib.agent_metadata"]("ocf:openstack:glance-api", xml)
+    return set(meta["params"])
 
 
 def settings(defaults, osfamilymap=None, pillar=None, scope="all"):
@@ -51,6 +75,9 @@ def settings(defaults, osfamilymap=None, pillar=None, scope="all"):
     glance-api.conf, ``{section: {option: str}}``. Every value whose name is secret, and every form of
     a secret inside another value (the database URL, the transport URL), is ``********``.
 
+    ``lookup:agent_params`` are checked against the meta-data of the OCF agent at
+    ``cluster:agent_source`` (read through the fileserver when it is a ``salt://`` URL).
+
     Raises SaltInvocationError listing every problem of the pillar, one per line, each starting with
     its key (``glance_ha:vip:internal: ...``).
 
@@ -65,7 +92,8 @@ def settings(defaults, osfamilymap=None, pillar=None, scope="all"):
     pillar = {} if pillar is None else pillar
     utils = __utils__
     merged = utils["glance_ha_settings.merge"](defaults, osfamilymap, pillar, __grains__.get("os_family", ""))
-    errors = utils["glance_ha_settings.problems"](defaults, osfamilymap, pillar, merged, _rules(), scope)
+    rules = _rules(_agent_params(merged) if scope != "nova" else None)
+    errors = utils["glance_ha_settings.problems"](defaults, osfamilymap, pillar, merged, rules, scope)
     if errors:
         message = "invalid pillar data for glance_ha:\n  - " + "\n  - ".join(errors)
         raise SaltInvocationError(utils["glance_ha_secrets.mask"](message))

@@ -45,6 +45,8 @@ comments, logs and error messages.
             then: p_web
 """
 
+import time
+
 from salt.exceptions import CommandExecutionError
 
 __virtualname__ = "crm"
@@ -262,3 +264,47 @@ def resource_restarted(name, timeout=120, wait=True):
     return __utils__["glance_ha_states.pending"](
         ret, test, changes, f"{name} is active on this node ({me}) and would be restarted",
         f"{name} restarted on {me}" + (" and the cluster settled" if wait else ""))
+
+
+def agent_unused(name, timeout=120, interval=2):
+    """
+    Wait until no resource in the CIB uses resource agent ``name`` (``class:provider:type``) and
+    the cluster has settled (the removed resources are stopped), at most ``timeout`` seconds.
+    Meant to be required by whatever removes the agent or the files its resources read: on a
+    cluster only the writer removes the resources, so every other node waits here for that write
+    rather than pull the agent from under a running instance (whose stop would then fail).
+
+    ``test=True`` reports the resources that still use the agent and waits for nothing.
+
+    .. code-block:: yaml
+
+        glance-api-agent-unused:
+          crm.agent_unused:
+            - name: ocf:openstack:glance-api
+    """
+    ret = __utils__["glance_ha_states.ret"](name)
+    deadline = time.monotonic() + float(timeout)
+    try:
+        users = __salt__["crm.agent_users"](name)
+        if __opts__.get("test"):
+            if users:
+                ret["result"] = None
+                ret["comment"] = f"{name} is used by {', '.join(users)}: would wait until they are removed"
+            else:
+                ret["comment"] = f"No resource uses {name}"
+            return ret
+        while users and time.monotonic() < deadline:
+            time.sleep(float(interval))
+            users = __salt__["crm.agent_users"](name)
+        if users:
+            ret["result"] = False
+            ret["comment"] = (f"{name} is still used by {', '.join(users)} after {timeout} s: remove those"
+                              " resources first (glance_ha.cluster.clean on the writer)")
+            return ret
+        __salt__["crm.wait"](max(1, int(deadline - time.monotonic())))
+    except CommandExecutionError as exc:
+        ret["result"] = False
+        ret["comment"] = f"{name}: {exc}"
+        return ret
+    ret["comment"] = f"No resource uses {name}, and the cluster has settled"
+    return ret

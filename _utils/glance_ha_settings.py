@@ -4,32 +4,55 @@ The settings of the glance_ha formula, pure: merging, validation, derived values
 defaults.yaml <- the os_family map <- pillar ``glance_ha:lookup`` <- pillar ``glance_ha`` are merged
 (:func:`merge`), checked (:func:`problems`: every problem at once, each naming its pillar key) and
 completed (:func:`derive`: the VIP addresses and netmasks, the endpoint URLs, and ``conf``, the
-sections of glance-api.conf with values escaped for oslo.config).
+sections of glance-api.conf from ``glance_ha_conf``).
 
-No Salt dunders, no I/O. The Pacemaker value rules (intervals, ids) and the Keystone URL rule are
-handed in by the caller as ``rules``, as is the secrets rule: ``{"interval_ms": f(value) -> int|None,
-"is_id": f(str) -> bool, "auth_url_problem": f(url) -> str|None, "roles_problem": f(roles) -> str|None, "is_secret": f(name) -> bool,
-"interfaces": the endpoint interface names}``. Loaded by Salt as
-``__utils__['glance_ha_settings.<function>']`` and importable as a plain module by tests.
+No Salt dunders, no I/O. The Pacemaker value rules (intervals, ids), the Keystone URL rule and the
+secrets rule are handed in by the caller as ``rules``, as are the parameters of the OCF agent:
+``{"interval_ms": f(value) -> int|None, "is_id": f(str) -> bool, "is_duration_key": f(name) -> bool,
+"is_bool_key": f(name) -> bool, "bool_word": f(value) -> bool|None, "auth_url_problem": f(url) ->
+str|None, "roles_problem": f(roles) -> str|None, "is_secret": f(name) -> bool, "interfaces": the
+endpoint interface names, "agent_params": set of names, or None when not checked}``. Loaded by Salt as
+``__utils__['glance_ha_settings.<function>']`` and importable as a plain module by tests; its
+sibling ``glance_ha_conf`` is imported by path (Salt's loader gives ``_utils`` no package).
 """
 
 import copy
+import importlib.util
 import ipaddress
+import os
 import re
+import sys
 import urllib.parse
 
+
+def _sibling(name):
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+    if path not in sys.modules:
+        spec = importlib.util.spec_from_file_location(f"_glance_ha_utils.{name}", path)
+        sys.modules[path] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[path])
+    return sys.modules[path]
+
+
+conf = _sibling("glance_ha_conf")
 NIC_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
 HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
-SECTION_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
-OPTION_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+# The lowest port glance can bind: it runs as an unprivileged user.
+MIN_PORT = 1024
+LOG_DESTINATIONS = ("file", "journald", "syslog")
+LOG_DIR = "/var/log/glance"
+SYSLOG_FACILITIES = ("LOG_USER", "LOG_DAEMON", "LOG_SYSLOG", *(f"LOG_LOCAL{i}" for i in range(8)))
+# What each store backend cannot do without (keys of glance_ha:store:<backend>).
+STORE_REQUIRED = {"rbd": ("pool", "user", "ceph_conf"), "swift": ("config_file", "reference", "container"),
+                  "s3": ("host", "access_key", "secret_key", "bucket"),
+                  "cinder": ("auth_address", "user_name", "password", "project_name"), "http": ()}
 
 # Keys whose value is a free-form mapping: their sub-keys are not checked against defaults.yaml.
 FREE_FORM = {("config",), ("lookup",), ("cluster", "meta")}
 DB_DRIVERS = ("mysql+pymysql", "postgresql", "postgresql+psycopg2")
 NOTIFY_DRIVERS = ("messagingv2", "messaging", "noop", "log")
 MONITOR_LEVELS = ("process", "http", "api")
-# Keystone's endpoint interfaces, as pillar glance_ha:endpoints names them.
-STORE_BACKENDS = ("file", "rbd", "swift", "cinder", "http", "s3")
+STORE_BACKENDS = tuple(conf.STORE_NAMES)
 # The seed's glance-api.conf options and what replaces them.
 LEGACY_OPTIONS = {
     "sql_connection": "[database] connection (pillar glance_ha:database)",
@@ -101,14 +124,17 @@ def _is_int(value, low, high=None):
             and value >= low and (high is None or value <= high))
 
 
-def _check_url(value, key, errors, required=True):
+def _check_url(value, key, errors, required=True, schemes=("http", "https")):
+    what = " or ".join(f"{scheme}://" for scheme in schemes) + " URL"
     if value in ("", None):
         if required:
-            errors.append(f"{key}: is required (an http:// or https:// URL)")
+            errors.append(f"{key}: is required (an {what})")
         return None
     parsed = urllib.parse.urlparse(str(value))
-    if parsed.scheme not in ("http", "https") or not parsed.hostname or re.search(r"\s", str(value)):
-        errors.append(f"{key}: {value!r} is not an http:// or https:// URL")
+    if parsed.scheme not in schemes or not parsed.hostname or re.search(r"\s", str(value)):
+        hint = (" (glance serves plain HTTP; TLS belongs to a proxy in front of it, whose URL is not"
+                " glance's endpoint)" if parsed.scheme == "https" else "")
+        errors.append(f"{key}: {value!r} is not an {what}{hint}")
         return None
     try:
         parsed.port  # noqa: B018 - raises ValueError on a bad port
@@ -133,6 +159,7 @@ def _validate(pillar, merged, schema, rules):
     _validate_messaging(cfg.get("messaging", {}), errors)
     _validate_keystone(cfg, errors, rules)
     _validate_store(cfg.get("store", {}), errors)
+    _validate_log(cfg.get("log", {}), errors)
     _validate_cluster(cfg.get("cluster", {}), errors, rules)
     _validate_endpoint_urls(cfg.get("endpoints", {}), errors, rules)
     if not isinstance(cfg.get("endpoints", {}).get("manage"), bool):
@@ -146,19 +173,27 @@ def _validate(pillar, merged, schema, rules):
 
 def _validate_endpoint_urls(endpoints, errors, rules):
     for iface in rules["interfaces"]:
-        _check_url(endpoints.get(iface), f"glance_ha:endpoints:{iface}", errors, required=False)
+        _check_url(endpoints.get(iface), f"glance_ha:endpoints:{iface}", errors, required=False,
+                   schemes=("http",))
 
 
 def _control_chars(node, path, errors):
     """Newlines and other control characters would end an INI line early (and inject options)."""
     if isinstance(node, dict):
         for key, value in node.items():
-            _control_chars(value, path + (key,), errors)
+            if isinstance(key, str) and _has_control_char(key):
+                errors.append(f"{_key(path)}: key {key!r} contains a newline or another control character")
+            else:
+                _control_chars(value, path + (key,), errors)
     elif isinstance(node, list):
         for i, value in enumerate(node):
             _control_chars(value, path + (i,), errors)
-    elif isinstance(node, str) and any(ord(c) < 32 or ord(c) == 127 for c in node):
+    elif isinstance(node, str) and _has_control_char(node):
         errors.append(f"{_key(path)}: contains a newline or another control character")
+
+
+def _has_control_char(text):
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
 
 
 def _validate_vip(vip, errors):
@@ -177,16 +212,22 @@ def _validate_vip(vip, errors):
     for name, (addr, _prefix) in parsed.items():
         if addr.is_unspecified or addr.is_multicast:
             errors.append(f"glance_ha:vip:{name}: {addr} cannot be a VIP (unspecified or multicast)")
-    if not _is_int(mask, 1, 128):
-        errors.append(f"glance_ha:vip:cidr_netmask: {mask!r} is not a prefix length (e.g. 24)")
-    else:
-        for name, (addr, _prefix) in parsed.items():
+    if mask not in ("", None) and not _is_int(mask, 1, 128):
+        errors.append(f"glance_ha:vip:cidr_netmask: {mask!r} is not a prefix length (e.g. 24; '' = the"
+                      " prefix of the route to the VIP)")
+    elif mask not in ("", None):
+        # cidr_netmask is for the VIPs written without their own /prefix.
+        unprefixed = {name: addr for name, (addr, prefix) in parsed.items() if prefix is None}
+        if len({addr.version for addr in unprefixed.values()}) > 1:
+            errors.append(f"glance_ha:vip:cidr_netmask: {mask} cannot be the prefix of both an IPv4 and an"
+                          " IPv6 VIP: write each VIP with its own prefix (10.0.0.11/24, 2001:db8::11/64)")
+        for name, addr in unprefixed.items():
             if mask > addr.max_prefixlen:
                 errors.append(f"glance_ha:vip:cidr_netmask: {mask} is too long for IPv{addr.version}"
                               f" address {addr} of glance_ha:vip:{name}")
     if len(parsed) == 2:
         (iaddr, iprefix), (paddr, pprefix) = parsed["internal"], parsed["public"]
-        if iaddr == paddr and (iprefix or mask) != (pprefix or mask):
+        if iaddr == paddr and (iprefix or mask or None) != (pprefix or mask or None):
             errors.append(f"glance_ha:vip:public: {vip['public']!r} is the internal VIP with a different"
                           f" netmask ({vip['internal']!r}): use one VIP or two different addresses")
     nic = vip.get("nic")
@@ -196,7 +237,10 @@ def _validate_vip(vip, errors):
 
 def _validate_api(api, errors):
     if not _is_int(api.get("port"), 1, 65535):
-        errors.append(f"glance_ha:api:port: {api.get('port')!r} is not a TCP port (1-65535)")
+        errors.append(f"glance_ha:api:port: {api.get('port')!r} is not a TCP port ({MIN_PORT}-65535)")
+    elif api["port"] < MIN_PORT:
+        errors.append(f"glance_ha:api:port: {api['port']} is a privileged port, which glance, running as"
+                      f" an unprivileged user, cannot bind ({MIN_PORT}-65535)")
     if not _is_int(api.get("workers"), 1, 256):
         errors.append(f"glance_ha:api:workers: {api.get('workers')!r} is not a worker count (1-256)")
 
@@ -290,8 +334,42 @@ def _validate_store(store, errors):
     backend = store.get("backend")
     if backend not in STORE_BACKENDS:
         errors.append(f"glance_ha:store:backend: {backend!r} is not one of {', '.join(STORE_BACKENDS)}")
-    if backend == "file" and not str(store.get("path", "")).startswith("/"):
-        errors.append(f"glance_ha:store:path: {store.get('path')!r} is not an absolute path")
+        return
+    if backend == "file":
+        if not str(store.get("path", "")).startswith("/"):
+            errors.append(f"glance_ha:store:path: {store.get('path')!r} is not an absolute path")
+        return
+    options = store.get(backend) or {}
+    key = f"glance_ha:store:{backend}"
+    for name in STORE_REQUIRED[backend]:
+        if options.get(name) in ("", None):
+            errors.append(f"{key}:{name}: is required with store:backend {backend}")
+    for name, value in options.items():
+        if value in ("", None):
+            continue
+        if isinstance(value, (dict, list)):
+            errors.append(f"{key}:{name}: must be a scalar")
+        elif name in ("ceph_conf", "config_file", "ca_file") and not str(value).startswith("/"):
+            errors.append(f"{key}:{name}: {value!r} is not an absolute path")
+        elif name in ("host", "auth_address"):
+            _check_url(value, f"{key}:{name}", errors)
+        elif name in ("create_container_on_put", "create_bucket_on_put", "insecure") and not isinstance(value, bool):
+            errors.append(f"{key}:{name}: must be true or false")
+        elif name == "chunk_size" and not (_is_int(value, 1, 1024) and value & (value - 1) == 0):
+            errors.append(f"{key}:{name}: {value!r} is not a power of two in MiB (e.g. 8)")
+
+
+def _validate_log(log, errors):
+    destination = log.get("destination")
+    if destination not in LOG_DESTINATIONS:
+        errors.append(f"glance_ha:log:destination: {destination!r} is not one of {', '.join(LOG_DESTINATIONS)}")
+    elif destination == "file":
+        path = str(log.get("file") or "")
+        if not path.startswith(LOG_DIR + "/") or path.endswith("/") or "/../" in path + "/":
+            errors.append(f"glance_ha:log:file: {log.get('file')!r} is not a file under {LOG_DIR}/")
+    elif destination == "syslog" and log.get("syslog_facility") not in SYSLOG_FACILITIES:
+        errors.append(f"glance_ha:log:syslog_facility: {log.get('syslog_facility')!r} is not one of"
+                      f" {', '.join(SYSLOG_FACILITIES)}")
 
 
 def _validate_cluster(cl, errors, rules):
@@ -322,8 +400,11 @@ def _validate_cluster(cl, errors, rules):
     for name, value in (cl.get("meta") or {}).items():
         if isinstance(value, (dict, list)) or value is None:
             errors.append(f"glance_ha:cluster:meta:{name}: must be a scalar")
-        elif name in ("failure-timeout",) and rules["interval_ms"](value) is None:
+        elif rules["is_duration_key"](name) and rules["interval_ms"](value) is None:
             errors.append(f"glance_ha:cluster:meta:{name}: {value!r} is not an interval")
+        elif rules["is_bool_key"](name) and rules["bool_word"](value) is None \
+                and not isinstance(value, bool):
+            errors.append(f"glance_ha:cluster:meta:{name}: {value!r} is not true or false")
         elif name in ("migration-threshold",) and not (
                 _is_int(value, 0) or str(value).upper() == "INFINITY"):
             errors.append(f"glance_ha:cluster:meta:{name}: {value!r} is not a count or INFINITY")
@@ -362,11 +443,15 @@ def _validate_lookup(lookup, osfamilymap, merged, errors, rules):
     if not isinstance(params, dict):
         errors.append("glance_ha:lookup:agent_params: must be a mapping of agent parameters")
         return
+    known = rules.get("agent_params")
     for name, value in params.items():
         if rules["is_secret"](name):
             errors.append(f"glance_ha:lookup:agent_params:{name}: credentials never go into the CIB; the"
                           " api monitor reads them from lookup:credentials_file (written from"
                           " keystone:service_user)")
+        elif known is not None and name not in known:
+            errors.append(f"glance_ha:lookup:agent_params:{name}: is not a parameter of the OCF agent"
+                          f" glance-api (it has: {', '.join(sorted(known))})")
         elif isinstance(value, (dict, list)) or value is None:
             errors.append(f"glance_ha:lookup:agent_params:{name}: must be a scalar")
 
@@ -377,139 +462,52 @@ def _validate_config_overrides(overrides, errors):
         return
     for section, options in overrides.items():
         key = f"glance_ha:config:{section}"
-        if not isinstance(section, str) or not SECTION_RE.match(section):
-            errors.append(f"{key}: {section!r} is not a section name")
+        if not isinstance(section, str) or not conf.SECTION_RE.fullmatch(section):
+            errors.append(f"{key}: {section!r} is not a section name (letters, digits, _ . : -)")
         elif not isinstance(options, dict):
             errors.append(f"{key}: must be a mapping of {{option: value}}")
         else:
             for option, value in options.items():
-                if not isinstance(option, str) or not OPTION_RE.match(option):
-                    errors.append(f"{key}:{option}: is not an option name")
+                if not isinstance(option, str) or not conf.OPTION_RE.fullmatch(option):
+                    errors.append(f"{key}:{option!r}: is not an option name (letters, digits, _ . -)")
+                elif option == "enabled_import_methods" and section == "DEFAULT" and any(
+                        m in str(value) for m in conf.MULTI_STORE_METHODS):
+                    errors.append(f"{key}:{option}: copy-image copies an image into another store;"
+                                  " with one store it accepts the request and never runs it")
                 elif option in LEGACY_OPTIONS:
                     errors.append(f"{key}:{option}: is a legacy option; it became "
                                   f"{LEGACY_OPTIONS[option]}")
                 elif value is None or isinstance(value, dict) or (isinstance(value, list) and not all(
                         isinstance(v, (str, int, float)) for v in value)):
                     errors.append(f"{key}:{option}: must be a scalar or a list of scalars")
+                elif isinstance(value, list) and any("," in str(v) for v in value):
+                    errors.append(f"{key}:{option}: a list item holding ',' would be read as two items"
+                                  " (write the option as one string)")
 
 
 # --------------------------------------------------------------------------- derived values
-def _url_host(host):
-    return f"[{host}]" if ":" in str(host) else str(host)
-
-
-def _oslo(value):
-    """Escape a value for oslo.config, which would expand ``$name``."""
-    return str(value).replace("$", "$$")
-
-
-def _oslo_secret(value):
-    """A secret for oslo.config: quoted, because oslo.config strips surrounding whitespace and one
-    pair of surrounding quotes from values (a password ' x' or '"x"' would otherwise change)."""
-    return '"' + _oslo(value) + '"'
-
-
-def _quote(value):
-    return urllib.parse.quote(str(value), safe="")
-
-
 def _derive_all(cfg):
     vip = cfg["vip"]
+    mask = vip["cidr_netmask"]
     internal, iprefix = _ip_with_prefix(vip["internal"])
     vip["internal"] = str(internal)
-    vip["internal_netmask"] = iprefix or vip["cidr_netmask"]
+    vip["internal_netmask"] = iprefix or mask
     if vip.get("public"):
         public, pprefix = _ip_with_prefix(vip["public"])
         vip["public"] = "" if public == internal else str(public)
-        vip["public_netmask"] = pprefix or vip["cidr_netmask"]
+        vip["public_netmask"] = pprefix or mask
     else:
         vip["public"] = ""
         vip["public_netmask"] = vip["internal_netmask"]
     port = cfg["api"]["port"]
-    base_internal = f"http://{_url_host(vip['internal'])}:{port}"
-    base_public = f"http://{_url_host(vip['public'] or vip['internal'])}:{port}"
+    base_internal = f"http://{conf.url_host(vip['internal'])}:{port}"
+    base_public = f"http://{conf.url_host(vip['public'] or vip['internal'])}:{port}"
     eps = cfg["endpoints"]
     eps["internal"] = eps.get("internal") or base_internal
     eps["admin"] = eps.get("admin") or base_internal
     eps["public"] = eps.get("public") or base_public
-    cfg["conf"] = _glance_api_conf(cfg)
+    cfg["conf"] = conf.sections(cfg)
     return cfg
-
-
-def _glance_api_conf(cfg):
-    """The sections of glance-api.conf (an ordered dict of ordered dicts of strings)."""
-    db, msg, ks, store, look = cfg["database"], cfg["messaging"], cfg["keystone"], cfg["store"], cfg["lookup"]
-    state_dir = look.get("state_dir", "/var/lib/glance")
-    conf = {
-        "DEFAULT": {
-            "bind_host": _bind_host(cfg["vip"]),
-            "bind_port": str(cfg["api"]["port"]),
-            "workers": str(cfg["api"]["workers"]),
-            "enabled_backends": f"{_store_name(store)}:{store['backend']}",
-            "worker_self_reference_url": cfg["endpoints"]["internal"],
-        },
-        "database": {
-            "connection": _oslo(f"{db['driver']}://{_quote(db['user'])}:{_quote(db['password'])}@"
-                                f"{_url_host(db['host'])}:{db['port']}/{_quote(db['name'])}"),
-        },
-        "glance_store": {"default_backend": _store_name(store)},
-    }
-    if db["driver"] == "mysql+pymysql":
-        # A hung MariaDB must not hang every API request for good (measured in the lab: doc/ha.md).
-        conf["database"]["connection_parameters"] = "connect_timeout=5&read_timeout=30&write_timeout=30"
-    if store["backend"] == "file":
-        conf["fs"] = {"filesystem_store_datadir": store["path"].rstrip("/") + "/"}
-    conf["os_glance_staging_store"] = {"filesystem_store_datadir": f"{state_dir}/staging/"}
-    conf["os_glance_tasks_store"] = {"filesystem_store_datadir": f"{state_dir}/tasks/"}
-    conf["oslo_concurrency"] = {"lock_path": look.get("lock_dir", f"{state_dir}/lock")}
-    if msg["driver"] in ("messagingv2", "messaging") and msg["hosts"]:
-        vhost = _quote(str(msg.get("vhost", "/")).removeprefix("/"))
-        netlocs = ",".join(f"{_quote(msg['user'])}:{_quote(msg['password'])}@{_url_host(h)}:{msg['port']}"
-                           for h in msg["hosts"])
-        conf["DEFAULT"]["transport_url"] = _oslo(f"rabbit://{netlocs}/{vhost}")
-    conf["oslo_messaging_notifications"] = {"driver": msg["driver"]}
-    if msg["driver"] in ("messagingv2", "messaging"):
-        conf["oslo_messaging_notifications"]["retry"] = str(msg["retry"])
-        # A hung broker holds each notification until this socket timeout (oslo.messaging: 60 s).
-        conf["oslo_messaging_rabbit"] = {"heartbeat_timeout_threshold": "5"}
-    conf["paste_deploy"] = {"flavor": "keystone"}
-    auth = ks["auth_url"].rstrip("/")
-    svc = ks["service_user"]
-    conf["keystone_authtoken"] = {
-        "www_authenticate_uri": auth,
-        "auth_url": auth,
-        "auth_type": "password",
-        "http_connect_timeout": "5",  # unset, a hung Keystone hangs every request with a new token
-        "region_name": ks["region"],
-        "project_domain_name": svc["project_domain_name"],
-        "user_domain_name": svc["user_domain_name"],
-        "project_name": svc["project_name"],
-        "username": svc["username"],
-        "password": _oslo_secret(svc["password"]),
-    }
-    for section, options in cfg["config"].items():
-        target = conf.setdefault(section, {})
-        for option, value in options.items():
-            if isinstance(value, bool):
-                value = str(value).lower()
-            elif isinstance(value, list):
-                value = ",".join(str(v) for v in value)
-            target[option] = str(value)
-    return conf
-
-
-def _bind_host(vip):
-    """The internal VIP; with a second (public) VIP, every address, so glance answers on both (it
-    has a single bind_host, and only the active node holds the VIPs)."""
-    if not vip["public"]:
-        return vip["internal"]
-    return "::" if ":" in vip["internal"] + vip["public"] else "0.0.0.0"
-
-
-def _store_name(store):
-    return {"file": "fs"}.get(store["backend"], store["backend"])
-
-
 
 
 def merge(defaults, osfamilymap, pillar, os_family):
@@ -560,6 +558,6 @@ def derive(merged, scope="all"):
     if scope == "nova":
         vip, _ = _ip_with_prefix(cfg["vip"]["internal"])
         cfg["endpoints"]["internal"] = (cfg["endpoints"].get("internal")
-                                        or f"http://{_url_host(vip)}:{cfg['api']['port']}")
+                                        or f"http://{conf.url_host(vip)}:{cfg['api']['port']}")
         return cfg
     return _derive_all(cfg)

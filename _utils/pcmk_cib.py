@@ -65,6 +65,18 @@ def to_xml(root):
     return ET.tostring(root, encoding="unicode")
 
 
+def configuration_only(text):
+    """CIB XML ``text`` with an empty ``<status>``: what validating a configuration change needs.
+
+    With the status section, ``crm_verify`` warns about resources that still run but that the
+    change removes ("active orphan") and exits non-zero, though Pacemaker stops such resources
+    itself."""
+    root = parse(text)
+    for status in root.findall("status"):
+        status.clear()
+    return to_xml(root)
+
+
 def versions(root):
     """(admin_epoch, epoch, num_updates) ints of a parsed CIB."""
     return tuple(int(root.get(key, "0")) for key in ("admin_epoch", "epoch", "num_updates"))
@@ -192,6 +204,12 @@ def nv_write(elem, tag, wanted, ids, set_base, keep=frozenset()):
 def agent_of(elem):
     cls, prov, typ = elem.get("class"), elem.get("provider"), elem.get("type")
     return ":".join(p for p in (cls, prov, typ) if p)
+
+
+def agent_users(root, agent):
+    """Ids (sorted list) of the primitives of the CIB ``root`` whose agent is ``agent``
+    (``ocf:openstack:glance-api``), wherever they stand (top level, group, clone, bundle)."""
+    return sorted(elem.get("id") for elem in config(root).iter("primitive") if agent_of(elem) == agent)
 
 
 def op_key(name, role, interval_ms):

@@ -1,4 +1,4 @@
-"""Benchmark: the lab (lab/lab.py) and the formula on it. Prints a table; asserts nothing.
+"""Benchmark: the lab (lab.lab.Lab) and the formula on it. Prints a table; asserts nothing.
 
   - lab bring-up (namespaces, services, cluster formed, minions connected), after install
   - state.apply glance_ha: first run on the three controllers at once, then a no-op rerun on each
@@ -6,7 +6,7 @@
   - the lab's memory with glance-api running: RSS summed over every process (counts shared pages once
     per process) and PSS (shared pages split between processes)
 
-Targets (issue 5): bring-up <= 60 s, no-op apply <= 2x the empty apply, memory <= 2.5 GiB.
+Targets: bring-up <= 60 s, no-op apply <= 2x the empty apply, memory <= 2.5 GiB.
 Run as root: `scripts/sandbox .venv/bin/python bench/bench_lab.py [--repeat N]`.
 """
 

@@ -1,4 +1,4 @@
-"""What the lab's client does, run inside the client namespace by lab/lab.py (Lab.client_call):
+"""What the lab's client does, run inside the client namespace by lab/probes.py (Lab.client_call):
 
     ip netns exec <pfx>-cl .venv/bin/python -m lab.client   < request.json
 
@@ -8,7 +8,8 @@ The request (JSON on stdin, so passwords and tokens never appear on a command li
 ops:
   token          {auth_url, username, password, project}            -> {token, seconds}
   catalog        {auth_url, token}                                   -> {catalog}
-  request        {url, token?, method?, timeout? | request_timeout?} -> {status, seconds, body?}
+  request        {url, token?, method?, body? (JSON), timeout? | request_timeout?}
+                                                                     -> {status, seconds, body?}
   upload         {url (image API root), token, file, name}           -> {id, status, seconds, sha256}
   download       {url, token, id, file}                              -> {status, seconds, sha256, bytes}
   create         {url (image API root), token, name}                 -> {id, status, http, seconds}
@@ -73,7 +74,9 @@ def catalog(r):
 def request(r):
     t = time.monotonic()
     try:
-        status, _, data = _http(r.get("method", "GET"), r["url"], token=r.get("token"),
+        body = json.dumps(r["body"]).encode() if "body" in r else None
+        status, _, data = _http(r.get("method", "GET"), r["url"], token=r.get("token"), body=body,
+                                headers={"Content-Type": "application/json"} if body else None,
                                 timeout=r.get("request_timeout", r.get("timeout", 10)))
     except OSError as exc:
         return {"status": 0, "error": str(exc), "seconds": time.monotonic() - t}

@@ -1,6 +1,6 @@
 """The demo (`make demo` -> lab/demo -> this): the formula's job, end to end, on one machine.
 
-Brings the lab up (lab/lab.py), applies glance_ha from the Salt master to the three controllers at
+Brings the lab up (lab.lab.Lab), applies glance_ha from the Salt master to the three controllers at
 once, shows the cluster, checks the Keystone endpoints, puts an image through the public VIP with a
 Keystone token and reads it back, reads the image notifications from RabbitMQ, crashes the controller
 that runs glance-api and shows the service moved and the image still downloads. Every step prints
@@ -199,7 +199,7 @@ class Demo:
             traceback.print_exc()
         finally:
             if self.args.keep:
-                print(f"\n--keep: the lab stays up (python -m lab.lab status / down; prefix {self.lab.prefix})")
+                print(f"\n--keep: the lab stays up (python -m lab status / down; prefix {self.lab.prefix})")
             else:
                 self.step("Tear down", self.lab.down)
         total = time.monotonic() - t0

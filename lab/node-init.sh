@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# PID 1 of one lab controller (started by lab/lab.py, never by hand):
+# PID 1 of one lab controller (started by lab/nodes.py, never by hand):
 #   ip netns exec <pfx>-nI unshare --mount --uts --ipc --pid --fork --kill-child --propagation private \
 #       bash lab/node-init.sh NAME NODE_DIR RUN_DIR
 # It gives the node a private view of the machine (its own /run, /dev/shm, cluster state, logs, and
@@ -12,7 +12,7 @@ name=$1 dir=$2 run=$3
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root LANG=C.UTF-8
 
-# Never in the host's network namespace (lab.py also checks this before it starts us).
+# Never in the host's network namespace (lab/topology.py also checks this before the lab starts).
 if [ "$(readlink /proc/self/ns/net)" = "$(readlink /proc/2/ns/net)" ]; then  # kthreadd: host netns
     echo "node-init: refusing to run in the host network namespace" >&2; exit 1
 fi
@@ -41,6 +41,7 @@ install -o hacluster -g haclient -m 0600 "$dir/cib.xml" /var/lib/pacemaker/cib/c
 mount -t tmpfs -o mode=0755 tmpfs /var/lib/corosync
 mount --bind "$dir/log" /var/log                     # logs stay readable from the host
 install -d -o hacluster -g haclient /var/log/pacemaker
+install -d -o hacluster -g haclient -m 0775 /var/log/crmsh   # crm writes its log there (as the package makes it)
 install -d /var/log/corosync /var/log/salt
 install -d -o glance -g glance /var/log/glance
 mount --bind "$dir/etc-corosync" /etc/corosync

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# PID 1 of the lab's services namespace (started by lab/lab.py, never by hand):
+# PID 1 of the lab's services namespace (started by lab/provision.py, never by hand):
 #   ip netns exec <pfx>-svc unshare --mount --uts --ipc --pid --fork --kill-child --propagation private \
 #       bash lab/svc-init.sh SVC_DIR
-# Runs the Salt master; lab.py starts MariaDB, RabbitMQ and Keystone (lab/services.py) in here with
+# Runs the Salt master; lab/provision.py starts MariaDB, RabbitMQ and Keystone (lab.services) in here with
 # nsenter, so every daemon of the namespace, even one that double-forks (epmd), dies with this PID 1.
 set -euo pipefail
 dir=$1

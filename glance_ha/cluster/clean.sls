@@ -1,7 +1,9 @@
 {#- Removes exactly the formula's Pacemaker objects (glance_ha/cluster/objects.jinja): the VIP(s),
     p_glance-api, their constraints and the rsc_defaults resource-stickiness, in ONE transaction by
     the writer only. Nothing else: a constraint of the site's own that still names one of these
-    resources makes the run fail with nothing written. #}
+    resources makes the run fail with nothing written. Every node then waits (bounded) until no
+    resource uses the agent and the cluster has settled: agent.clean and config.clean require that,
+    so no node pulls the agent or glance-api.conf from under a glance-api that is still running. #}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import glance_ha %}
 {%- from tplroot ~ "/cluster/objects.jinja" import owned, owned_properties %}
@@ -18,3 +20,10 @@ glance_ha-cluster-clean:
     - objects: {{ objects | json }}
     - writer: {{ glance_ha.cluster.writer | json }}
     - secret_params: {{ glance_ha.cluster.get('secret_params', []) | json }}
+
+glance_ha-cluster-clean-settled:
+  crm.agent_unused:
+    - name: ocf:openstack:glance-api
+    - timeout: 120
+    - require:
+      - crm: glance_ha-cluster-clean

@@ -1,4 +1,5 @@
-{#- glance-api.conf, the store directories and the agent's credentials file (api monitor level only). #}
+{#- glance-api.conf, the store, staging, tasks, lock and log directories and the agent's credentials file
+    (api monitor level only). #}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import glance_ha %}
 {%- set look = glance_ha.lookup %}
@@ -27,6 +28,10 @@ glance_ha-config-dir:
 {%- if glance_ha.store.backend == 'file' %}
 {%-   do dirs.insert(0, glance_ha.store.path) %}
 {%- endif %}
+{%- set log_dir = salt['file.dirname'](glance_ha.log.file) %}
+{%- if glance_ha.log.destination == 'file' %}
+{%-   do dirs.append(log_dir) %}
+{%- endif %}
 {%- for dir in dirs %}
 
 glance_ha-dir-{{ dir }}:
@@ -41,6 +46,21 @@ glance_ha-dir-{{ dir }}:
       - pkg: glance_ha-packages
 {%- endif %}
 {%- endfor %}
+
+{%- if glance_ha.log.destination == 'file' %}
+
+{#- Made here, as glance's: a tool run as root with this config (glance-manage) would otherwise create
+    it root's, and glance-api, running as glance, could not open it and would not start. #}
+glance_ha-log-file:
+  file.managed:
+    - name: {{ glance_ha.log.file }}
+    - user: {{ look.user }}
+    - group: {{ look.group }}
+    - mode: '0640'
+    - replace: false
+    - require:
+      - file: glance_ha-dir-{{ log_dir }}
+{%- endif %}
 
 glance_ha-config-file:
   glance_ha.config_managed:

@@ -1,4 +1,4 @@
-{#- The lab's glance_ha pillar. Addresses and passwords are not in the repo: lab/lab.py writes them
+{#- The lab's glance_ha pillar. Addresses and passwords are not in the repo: lab/provision.py writes them
     for each run to <run dir>/pillar/lab_run.yaml (0600), which is imported here. The services run in
     the svc namespace (MariaDB 3306, RabbitMQ 5672, Keystone 5000 on one address); glance 33 comes from
     pip (.venv-os) and runs under gunicorn, so no distribution package is installed (lookup:pkgs []). #}

@@ -121,6 +121,12 @@ def test_nova_without_nova_conf_fails_clearly(modules, example_pillar):
     ({"database": {"password": ""}}, "glance_ha:database:password"),
     ({"keystone": {"auth_url": "http://10.0.0.11:5000/v2.0"}}, "glance_ha:keystone:auth_url"),
     ({"cluster": {"monitor": {"interval": "often"}}}, "glance_ha:cluster:monitor:interval"),
+    ({"config": {"DEFAULT": {"debug\n": True}}}, "glance_ha:config:DEFAULT"),
+    ({"lookup": {"agent_params": {"sever": "uwsgi"}}}, "glance_ha:lookup:agent_params:sever"),
+    ({"api": {"port": 443}}, "glance_ha:api:port"),
+    ({"endpoints": {"public": "https://images.example.org"}}, "glance_ha:endpoints:public"),
+    ({"vip": {"public": "2001:db8::11"}}, "glance_ha:vip:cidr_netmask"),
+    ({"store": {"backend": "rbd"}}, "glance_ha:store:rbd:user"),
 ])
 def test_bad_pillar_changes_nothing(modules, example_pillar, override, key):
     good = files_only(example_pillar)

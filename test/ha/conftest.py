@@ -1,4 +1,4 @@
-"""One lab (lab/lab.py) per test session: services namespace + three Pacemaker controllers with
+"""One lab (lab.lab.Lab) per test session: services namespace + three Pacemaker controllers with
 salt-minions, the formula applied from the master to all three at once.
 
 Skipped (with the reason) unless root with Pacemaker, Corosync, MariaDB, RabbitMQ and the venvs.
@@ -10,12 +10,12 @@ import os
 import secrets
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from lab.lab import VENV, VENV_OS, Lab, LabError, remove_empty_namespaces
+from lab.lab import VENV, VENV_OS, Lab, remove_empty_namespaces
+from lab.probes import wait_for
 
 RESOURCE = "p_glance-api"
 
@@ -89,38 +89,22 @@ def uploaded_image(lab, token):
 
 
 # ---- fault injection (test_faults_*.py) ------------------------------------------------------------
-# Additions for issue 6: the lab tests run first on the fresh lab, then the fault tests; every fault
-# test starts from (and leaves) a restored lab; a ledger of uploaded images is checked after every fault.
+# The lab tests run first on the fresh lab, then the fault tests, then the clean; every fault test
+# starts from (and leaves) a restored lab; a ledger of uploaded images is checked after every fault.
 
 PIDFILE = "/run/resource-agents/p_glance-api.pid"
-_ORDER = {"test_crm_live.py": 0, "test_lab.py": 1, "test_lab_failover.py": 2}
+_ORDER = {"test_crm_live.py": 0, "test_lab.py": 1, "test_clean.py": 4}
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Within test/ha: test_lab*.py on the fresh lab first, then test_faults*.py (file order, then
-    definition order); other directories keep their places."""
+    """Within test/ha: test_lab.py on the fresh lab first, then test_faults*.py, then test_clean.py
+    (file order, then definition order); other directories keep their places."""
     here = Path(__file__).resolve().parent
     slots = [i for i, it in enumerate(items) if Path(str(it.fspath)).resolve().parent == here]
     ours = [items[i] for i in slots]
     ranked = sorted(ours, key=lambda it: _ORDER.get(Path(str(it.fspath)).name, 3))
     for i, it in zip(slots, ranked):
         items[i] = it
-
-
-def wait_for(what, cond, timeout=120.0, interval=0.2):
-    """Poll cond() until it returns something truthy (returned); LabError after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            last = cond()
-            if last:
-                return last
-        except (LabError, ValueError, OSError) as exc:
-            last = exc
-        if time.monotonic() > deadline:
-            raise LabError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
-        time.sleep(interval)
 
 
 class Ledger:
@@ -183,7 +167,7 @@ def restore(lab):
             lab.service(name, "start")
     for n in lab.live_nodes():
         lab.heal(n)
-    if lab._fencer is not None:
+    if lab.fencing_enabled:
         lab.disable_fencing()
     for n in lab.node_range:
         if not lab.is_running(n):

@@ -87,3 +87,16 @@ def test_glance_runs_on_exactly_one_controller(lab, first_apply):
     assert lab.glance_nodes() == where
     assert lab.vip_holders(lab.vip_internal) == where
     assert lab.vip_holders(lab.vip_public) == where
+
+
+def test_crm_shell_works_inside_a_controller(lab, first_apply):
+    """An operator's first commands in a kept lab: crmsh's status and configuration views."""
+    names = [lab.node_name(n) for n in lab.node_range]
+    status = lab.exec(2, ["crm", "status"], check=False, timeout=60)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert all(name in status.stdout for name in names), status.stdout
+    assert RESOURCE in status.stdout
+    shown = lab.exec(2, ["crm", "configure", "show"], check=False, timeout=60)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert all(f"node {n}: {name}" in shown.stdout for n, name in zip(lab.node_range, names)), shown.stdout
+    assert f"primitive {RESOURCE} ocf:openstack:glance-api" in shown.stdout

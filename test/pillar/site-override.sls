@@ -23,7 +23,7 @@ glance_ha:
       timeout: 20s
     monitor_level: api
   endpoints:
-    public: https://images.site.example
+    public: http://images.site.example:9393
   config:
     DEFAULT:
       image_size_cap: 53687091200

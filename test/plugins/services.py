@@ -1,4 +1,4 @@
-"""pytest plugin: real MariaDB, RabbitMQ and Keystone for the test session (lab/services.py).
+"""pytest plugin: real MariaDB, RabbitMQ and Keystone for the test session (lab.services).
 
 Enable with ``pytest_plugins = ["test.plugins.services"]`` (test/conftest.py) or ``-p test.plugins.services``.
 

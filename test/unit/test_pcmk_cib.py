@@ -88,3 +88,21 @@ def test_agent_metadata_is_parsed_from_text():
         "actions": ["monitor", "start"]}
     with pytest.raises(ValueError, match="not valid XML"):
         cib.agent_metadata("ocf:h:D", "<resource-agent")
+
+
+def test_configuration_only_empties_status_and_keeps_configuration():
+    text = ('<cib epoch="3"><configuration><resources><primitive id="p" class="ocf" provider="heartbeat" '
+            'type="Dummy"/></resources></configuration><status><node_state id="1" uname="n1"/></status></cib>')
+    out = cib.parse(cib.configuration_only(text))
+    assert list(out.find("status")) == []
+    assert out.find("configuration/resources/primitive").get("id") == "p" and out.get("epoch") == "3"
+
+
+def test_agent_users_finds_primitives_anywhere():
+    root = cib.parse('<cib><configuration><resources>'
+                     '<primitive id="a" class="ocf" provider="openstack" type="glance-api"/>'
+                     '<clone id="c"><primitive id="b" class="ocf" provider="openstack" type="glance-api"/></clone>'
+                     '<primitive id="v" class="ocf" provider="heartbeat" type="IPaddr2"/>'
+                     '</resources></configuration></cib>')
+    assert cib.agent_users(root, "ocf:openstack:glance-api") == ["a", "b"]
+    assert cib.agent_users(root, "ocf:openstack:nothing") == []

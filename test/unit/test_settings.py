@@ -6,15 +6,21 @@ import copy
 import pytest
 from salt.exceptions import SaltInvocationError
 
-from test.conftest import deep_merge
+from test.conftest import FORMULA_ROOT, deep_merge
 from test.modload import load
 
 SECRETS = ("glance-db-secret", "rabbit-secret", "keystone-admin-secret", "glance-keystone-secret")
 
 
+def fileserver(url, saltenv=None):
+    """cp.get_file_str over the checkout (salt://glance_ha/... -> glance_ha/...)."""
+    return (FORMULA_ROOT / url.removeprefix("salt://")).read_text()
+
+
 @pytest.fixture(scope="module")
 def mod():
-    return load("_modules/glance_ha.py", __grains__={"os_family": "Debian"}, __salt__={})
+    return load("_modules/glance_ha.py", __grains__={"os_family": "Debian"}, __opts__={},
+                __salt__={"cp.get_file_str": fileserver})
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +77,7 @@ def test_site_override(settings, site_pillar):
     assert cfg["vip"]["internal_netmask"] == 23
     assert cfg["vip"]["public"] == ""
     assert cfg["conf"]["DEFAULT"]["bind_host"] == "192.168.50.20"
-    assert cfg["endpoints"] == {"manage": True, "public": "https://images.site.example",
+    assert cfg["endpoints"] == {"manage": True, "public": "http://images.site.example:9393",
                                 "internal": "http://10.0.0.11:9292", "admin": "http://10.0.0.11:9292",
                                 "service_name": "glance"}
     conf = cfg["conf"]
@@ -135,6 +141,9 @@ def test_endpoints_derive_from_vips(settings, example_pillar):
     ({"cluster": {"meta": {"failure-timeout": "soon"}}}, "glance_ha:cluster:meta:failure-timeout",
      "not an interval"),
     ({"cluster": {"manage": "yes"}}, "glance_ha:cluster:manage", "true or false"),
+    ({"cluster": {"meta": {"migrate-timeout": "1 hour"}}}, "glance_ha:cluster:meta:migrate-timeout",
+     "not an interval"),
+    ({"cluster": {"meta": {"is-managed": "maybe"}}}, "glance_ha:cluster:meta:is-managed", "true or false"),
     ({"cluster": {"agent_source": "https://example.org/glance-api"}}, "glance_ha:cluster:agent_source_hash",
      "required"),
     ({"cluster": {"agent_source": "http://example.org/glance-api"}}, "glance_ha:cluster:agent_source",
@@ -157,6 +166,7 @@ def test_endpoints_derive_from_vips(settings, example_pillar):
     ({"config": {"DEFAULT": "x"}}, "glance_ha:config:DEFAULT", "mapping"),
     ({"config": {"DEFAULT": {"debug": None}}}, "glance_ha:config:DEFAULT:debug", "scalar"),
     ({"config": {"DEFAULT": {"d": {"a": 1}}}}, "glance_ha:config:DEFAULT:d", "scalar"),
+    ({"config": {"DEFAULT": {"l": ["a,b", "c"]}}}, "glance_ha:config:DEFAULT:l", "two items"),
     ({"database": {"host": "10.0.0.300"}}, "glance_ha:database:host", "not a host name"),
     ({"messaging": {"hosts": ["10.0.0.999"]}}, "glance_ha:messaging:hosts:0", "not a host name"),
     ({"messaging": {"vhost": 123}}, "glance_ha:messaging:vhost", "vhost"),
@@ -170,12 +180,68 @@ def test_endpoints_derive_from_vips(settings, example_pillar):
      "never go into the CIB"),
     ({"lookup": {"agent_params": {"api_token": "x"}}}, "glance_ha:lookup:agent_params:api_token",
      "never go into the CIB"),
+    ({"lookup": {"agent_params": {"sever": "gunicorn"}}}, "glance_ha:lookup:agent_params:sever",
+     "not a parameter of the OCF agent glance-api (it has: additional_parameters, binary"),
+    ({"api": {"port": 80}}, "glance_ha:api:port", "privileged port"),
+    ({"api": {"port": 1023}}, "glance_ha:api:port", "privileged port"),
+    ({"endpoints": {"public": "https://images.example.org"}}, "glance_ha:endpoints:public",
+     "glance serves plain HTTP"),
+    ({"endpoints": {"internal": "https://10.0.0.11:9292"}}, "glance_ha:endpoints:internal", "http://"),
+    ({"vip": {"public": "2001:db8::11"}}, "glance_ha:vip:cidr_netmask", "both an IPv4 and an IPv6"),
+    ({"vip": {"internal": "2001:db8::11", "public": "", "cidr_netmask": 129}}, "glance_ha:vip:cidr_netmask",
+     "not a prefix length"),
+    ({"vip": {"public": "2001:db8::11/129"}}, "glance_ha:vip:public", "out of range"),
+    ({"store": {"backend": "rbd"}}, "glance_ha:store:rbd:user", "is required with store:backend rbd"),
+    ({"store": {"backend": "rbd", "rbd": {"user": "glance", "pool": ""}}}, "glance_ha:store:rbd:pool",
+     "is required"),
+    ({"store": {"backend": "rbd", "rbd": {"user": "glance", "ceph_conf": "ceph.conf"}}},
+     "glance_ha:store:rbd:ceph_conf", "absolute path"),
+    ({"store": {"backend": "rbd", "rbd": {"user": "glance", "chunk_size": 6}}},
+     "glance_ha:store:rbd:chunk_size", "power of two"),
+    ({"store": {"backend": "swift"}}, "glance_ha:store:swift:config_file", "is required"),
+    ({"store": {"backend": "swift"}}, "glance_ha:store:swift:reference", "is required"),
+    ({"store": {"backend": "s3"}}, "glance_ha:store:s3:secret_key", "is required"),
+    ({"store": {"backend": "s3", "s3": {"host": "s3.example"}}}, "glance_ha:store:s3:host", "not an http"),
+    ({"store": {"backend": "cinder"}}, "glance_ha:store:cinder:password", "is required"),
+    ({"store": {"backend": "http", "http": {"insecure": "no"}}}, "glance_ha:store:http:insecure",
+     "true or false"),
+    ({"store": {"backend": "rbd", "rbd": {"user": "glance", "keyring": "/x"}}}, "glance_ha:store:rbd:keyring",
+     "unknown key"),
+    ({"store": {"backend": "nfs"}}, "glance_ha:store:backend", "not one of"),
+    ({"log": {"destination": "stderr"}}, "glance_ha:log:destination", "file, journald, syslog"),
+    ({"log": {"file": "/var/log/glance-api.log"}}, "glance_ha:log:file", "under /var/log/glance/"),
+    ({"log": {"file": "/var/log/glance/../x.log"}}, "glance_ha:log:file", "under /var/log/glance/"),
+    ({"log": {"destination": "syslog", "syslog_facility": "local0"}}, "glance_ha:log:syslog_facility",
+     "LOG_LOCAL0"),
+    ({"config": {"DEFAULT": {"enabled_import_methods": "[glance-direct,copy-image]"}}},
+     "glance_ha:config:DEFAULT:enabled_import_methods", "copy-image"),
+    ({"config": {"DEFAULT": {"debug\n": True}}}, "glance_ha:config:DEFAULT", "control character"),
 ])
 def test_bad_pillar_names_the_key(settings, example_pillar, override, key, words):
     message = errors_of(settings, deep_merge(example_pillar["glance_ha"], override))
     line = next((ln for ln in message.splitlines() if ln.strip().startswith(f"- {key}:")), None)
     assert line is not None, message
     assert words in line
+
+
+def test_vip_prefixes_per_address_family(settings, example_pillar):
+    """A VIP's prefix is its own /nn, else vip:cidr_netmask, else none: IPaddr2 then takes the prefix of
+    the route to the VIP (a default /24 on a /26 subnet makes its interface lookup fail)."""
+    pillar = deep_merge(example_pillar["glance_ha"], {"vip": {"cidr_netmask": ""}})
+    vip = settings(pillar)["vip"]
+    assert (vip["internal_netmask"], vip["public_netmask"]) == ("", "")
+    pillar = deep_merge(pillar, {"vip": {"internal": "2001:db8::11", "public": "203.0.113.11/26"}})
+    vip = settings(pillar)["vip"]
+    assert (vip["internal_netmask"], vip["public_netmask"]) == ("", 26)
+    pillar = deep_merge(pillar, {"vip": {"internal": "2001:db8::11/64", "cidr_netmask": 26,
+                                         "public": "203.0.113.11"}})
+    vip = settings(pillar)["vip"]
+    assert (vip["internal_netmask"], vip["public_netmask"]) == (64, 26)
+
+
+def test_agent_params_of_the_agent_are_accepted(settings, example_pillar):
+    pillar = deep_merge(example_pillar["glance_ha"], {"lookup": {"agent_params": {"server": "uwsgi"}}})
+    assert settings(pillar)["lookup"]["agent_params"] == {"server": "uwsgi"}
 
 
 def test_unversioned_keystone_url_with_a_path(settings, example_pillar):
@@ -190,7 +256,7 @@ def test_lookup_must_be_a_mapping(settings, example_pillar):
 
 
 def test_mixed_family_vips_bind_everywhere(settings, example_pillar):
-    pillar = deep_merge(example_pillar["glance_ha"], {"vip": {"public": "2001:db8::11"}})
+    pillar = deep_merge(example_pillar["glance_ha"], {"vip": {"public": "2001:db8::11/64"}})
     assert settings(pillar)["conf"]["DEFAULT"]["bind_host"] == "::"
 
 
@@ -244,6 +310,17 @@ def test_nova_scope_needs_no_secrets(settings):
     assert cfg["endpoints"]["internal"] == "http://10.0.0.11:9292"
     with pytest.raises(SaltInvocationError, match="glance_ha:vip:internal"):
         settings({"vip": {"internal": "nope"}}, scope="nova")
+
+
+@pytest.mark.parametrize("override, key", [
+    ({"endpoints": {"internal": "https://10.0.0.11:9292"}}, "glance_ha:endpoints:internal"),
+    ({"api": {"port": 80}}, "glance_ha:api:port"),
+    ({"vip": {"internal": "2001:db8::11", "cidr_netmask": 24, "public": "10.0.0.12"}}, "glance_ha:vip:cidr_netmask"),
+])
+def test_nova_scope_refuses_what_glance_cannot_serve(settings, override, key):
+    """nova's api_servers follows the internal endpoint: compute nodes refuse what glance cannot serve."""
+    with pytest.raises(SaltInvocationError, match=key):
+        settings(deep_merge({"vip": {"internal": "10.0.0.11"}}, override), scope="nova")
 
 
 def test_noop_notifications_need_no_rabbit(settings, example_pillar):

@@ -156,11 +156,13 @@ def test_cluster_clean_removes_exactly_the_formula_objects_in_one_write(modules,
                for i in ("p_site", "loc_site")}
     epoch = cib.epoch
     dry = modules.state.sls("glance_ha.cluster.clean", pillar=pillar, test=True)
-    assert {r.id: r.result for r in dry} == {"glance_ha-cluster-clean": None}
+    # ... and every node would then wait for p_glance-api to be gone before the agent is removed.
+    assert {r.id: r.result for r in dry} == {"glance_ha-cluster-clean": None, "glance_ha-cluster-clean-settled": None}
     assert cib.epoch == epoch
     ret = {r.id: r for r in modules.state.sls("glance_ha.cluster.clean", pillar=pillar)}
     clean = ret["glance_ha-cluster-clean"]
     assert clean.result is True, clean.comment
+    assert ret["glance_ha-cluster-clean-settled"].result is True
     assert sorted(clean.changes) == sorted([*OBJECTS, "rsc_defaults:resource-stickiness"])
     assert cib.epoch == epoch + 1  # one write
     for obj in OBJECTS:

@@ -70,7 +70,7 @@ def test_url_change_updates_in_place_same_id(kc_modules, clean_image, kc_proxy):
     apply(kc_modules)
     before, _svc = image_endpoints(clean_image)
     kc_proxy.reset()
-    new_public = "https://images.example.org:9292"
+    new_public = "http://images.example.org:9292"
     ret = results(apply(kc_modules, {"glance_ha": {"endpoints": {"public": new_public}}}))
     assert ret[ENDPOINTS_ID].result is True
     assert ret[ENDPOINTS_ID].changes == {"public": {"old": {"url": PUBLIC, "id": before["public"]["id"]},

@@ -1,0 +1,5 @@
+import sys
+
+from lab.services.stack import main
+
+sys.exit(main())
