@@ -40,7 +40,7 @@ def test_cluster_sls_alone_in_test_mode_shows_everything_and_writes_nothing(modu
     assert results[CLUSTER].result is None, results[CLUSTER].comment
     assert results[CLUSTER].changes["p_glance-api"]["new"]["params"] == {
         "config": "/etc/glance/glance-api.conf", "credentials_file": "/etc/glance/ocf-credentials",
-        "monitor_level": "http"}
+        "monitor_level": "http", "bind_host": "0.0.0.0", "bind_port": 9292, "workers": 2}
     assert "Would write 8 object(s)" in results[CLUSTER].comment
     assert cib.xml() == before
 
@@ -103,7 +103,7 @@ def test_cluster_sls_follows_pillar_changes_in_one_write(modules, cib, pillar):
 def test_config_change_triggers_the_restart_state(modules, cib, pillar):
     apply(modules, pillar)
     changed = copy.deepcopy(pillar)
-    changed["glance_ha"]["api"]["workers"] = 7
+    changed["glance_ha"]["messaging"]["retry"] = 7
     results = apply(modules, changed)
     assert results["glance_ha-config-file"].changes
     restart = results["glance_ha-cluster-restart"]
