@@ -1,7 +1,8 @@
 {#- The lab's glance_ha pillar. Addresses and passwords are not in the repo: lab/provision.py writes them
     for each run to <run dir>/pillar/lab_run.yaml (0600), which is imported here. The services run in
     the svc namespace (MariaDB 3306, RabbitMQ 5672, Keystone 5000 on one address); glance 33 comes from
-    pip (.venv-os) and runs under gunicorn, so no distribution package is installed (lookup:pkgs []). #}
+    pip (.venv-os) and runs under gunicorn (or Debian's uwsgi when lab_run.yaml says wsgi_server: uwsgi),
+    so no distribution package is installed (lookup:pkgs []). #}
 {%- import_yaml 'lab_run.yaml' as run %}
 glance_ha:
   vip:
@@ -46,5 +47,12 @@ glance_ha:
   lookup:
     pkgs: []
     agent_params:
+{%- if run.get('wsgi_server') == 'uwsgi' %}
+      # Debian's uwsgi with the venv as its Python home (both use Debian's python3)
+      server: uwsgi
+      server_binary: /usr/bin/uwsgi
+      server_options: --plugin python3 --virtualenv {{ run.venv_os }}
+{%- else %}
       server: gunicorn
       server_binary: {{ run.gunicorn }}
+{%- endif %}
