@@ -218,6 +218,9 @@ def _validate_database(db, errors):
     for key in ("sync", "create"):
         if not isinstance(db.get(key), bool):
             errors.append(f"glance_ha:database:{key}: must be true or false")
+        elif db.get(key) and not str(db.get("driver")).startswith("mysql"):
+            errors.append(f"glance_ha:database:{key}: needs MySQL/MariaDB (driver mysql+pymysql); set it"
+                          f" false with driver {db.get('driver')!r}")
     if not _is_int(db.get("lock_timeout"), 1, 86400):
         errors.append(f"glance_ha:database:lock_timeout: {db.get('lock_timeout')!r} is not a number of"
                       " seconds (1-86400)")
