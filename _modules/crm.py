@@ -79,6 +79,15 @@ def _run(args, stdin=None, timeout=TOOL_TIMEOUT, secrets=(), extra=()):
     return proc.returncode, proc.stdout, _mask(err, secrets, extra)
 
 
+def _answer(args, allowed=None):
+    """The one-line answer (str) of a cluster query tool; CrmError if it fails or says something
+    else than one of ``allowed``."""
+    rc, out, err = _run(args, timeout=30)
+    if rc != 0 or (allowed and out.strip() not in allowed):
+        raise CrmError(f"{' '.join(args)} failed (rc={rc}): {err or out.strip()}")
+    return out.strip()
+
+
 def _query():
     rc, out, err = _run(["cibadmin", "--query"])
     if rc != 0:
@@ -240,10 +249,7 @@ def node_name():
     """
     if os.environ.get("CIB_file"):
         return None
-    rc, out, err = _run(["crm_node", "-n"], timeout=30)
-    if rc != 0:
-        raise CrmError(f"crm_node -n failed (rc={rc}): {err}")
-    return out.strip()
+    return _answer(["crm_node", "-n"])
 
 
 def dc():
@@ -278,10 +284,7 @@ def has_quorum():
     """
     if os.environ.get("CIB_file"):
         return True
-    rc, out, err = _run(["crm_node", "-q"], timeout=30)
-    if rc != 0 or out.strip() not in ("0", "1"):
-        raise CrmError(f"crm_node -q failed (rc={rc}): {err or out.strip()}")
-    return out.strip() == "1"
+    return _answer(["crm_node", "-q"], ("0", "1")) == "1"
 
 
 def is_dc():

@@ -20,8 +20,9 @@ NOVA_TEXT = "[DEFAULT]\n# operator's comment\nmy_ip = 10.0.0.31\n\n[glance]\nnum
 
 
 def files_only(pillar):
-    """The pillar with the cluster and Keystone parts switched off (they have their own tests)."""
-    return deep_merge(pillar, {"glance_ha": {"cluster": {"manage": False}, "endpoints": {"manage": False}}})
+    """The pillar with the cluster, Keystone and database parts switched off (they have their own tests)."""
+    return deep_merge(pillar, {"glance_ha": {"cluster": {"manage": False}, "endpoints": {"manage": False},
+                                             "database": {"sync": False}}})
 
 
 def results(ret):
