@@ -216,17 +216,21 @@ class Node:
         subprocess.run(["ip", "netns", "del", self.netns], capture_output=True, check=False)
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory):
+def _running(cls, tmp_path_factory, name):
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
-    the_node = Node(tmp_path_factory.mktemp("crmnode"))
+    the_node = cls(tmp_path_factory.mktemp(name))
     try:
         the_node.start()
         yield the_node
     finally:
         the_node.stop()
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    yield from _running(Node, tmp_path_factory, "crmnode")
 
 
 @pytest.fixture(scope="module")
@@ -319,15 +323,7 @@ class MinorityNode(Node):
 
 @pytest.fixture(scope="module")
 def minority(tmp_path_factory):
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
-    the_node = MinorityNode(tmp_path_factory.mktemp("crmminority"))
-    try:
-        the_node.start()
-        yield the_node
-    finally:
-        the_node.stop()
+    yield from _running(MinorityNode, tmp_path_factory, "crmminority")
 
 
 def test_writer_waits_for_a_new_dc(node, loaders, modules):
