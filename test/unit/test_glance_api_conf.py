@@ -41,7 +41,7 @@ VARIANTS = {
     "log-journald": {"log": {"destination": "journald"}},
     "log-syslog": {"log": {"destination": "syslog", "syslog_facility": "LOG_LOCAL3"}},
     "messaging-noop": {"messaging": {"driver": "noop"}},
-    "postgresql": {"database": {"driver": "postgresql+psycopg2", "port": 5432}},
+    "postgresql": {"database": {"driver": "postgresql+psycopg2", "port": 5432, "sync": False}},
 }
 
 
