@@ -129,11 +129,11 @@ def test_rendered_config_serves_images(running_glance, keystone):
 def test_glance_output_is_logged(running_glance):
     """The agent's default logfile holds the start line of the running main process and gunicorn's own
     start-up lines; glance's own log goes to glance_ha:log's file."""
-    assert running_glance
+    params, _ = running_glance
     pid = Path(RSCTMP, "p_glance-api.pid").read_text().split()[0]
     text = Path("/var/log/glance/glance-api-server.log").read_text()
     assert f"glance-api resource agent: main PID {pid}:" in text
-    assert "Listening at: http://127.0.0.1:" in text[text.index(f"main PID {pid}:"):]
+    assert f"Listening at: http://0.0.0.0:{params['bind_port']}" in text[text.index(f"main PID {pid}:"):]
     assert Path("/var/log/glance/glance-api.log").stat().st_size > 0
 
 
