@@ -188,7 +188,7 @@ def bad_admin_root(tmp_path, kc_pillar, formula_root, state_tree):
     os.chmod(tmp_path, 0o700)
     wrong = "Wr0ng-admin-" + uuid.uuid4().hex[:10]
     user = f"glance-{uuid.uuid4().hex[:8]}"
-    pillar = deep_merge(kc_pillar, {"glance_ha": {"keystone": {
+    pillar = deep_merge(kc_pillar, {"glance_ha": {"cluster": {"writer": "kc-bad-admin"}, "keystone": {
         "admin": {"password": wrong}, "service_user": {"username": user}}}})
     (tmp_path / "pillar").mkdir()
     (tmp_path / "pillar/top.sls").write_text("base:\n  '*':\n    - glance_ha\n")
