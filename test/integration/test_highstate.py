@@ -60,7 +60,9 @@ def test_highstate_cycle(salt_cli, salt_minion, set_pillar, highstate_top, examp
     assert os.stat(CONF).st_mode & 0o7777 == 0o640
     bind = Path(CONF).read_text()
     vip = pillar["glance_ha"]["vip"]["internal"].split("/")[0]
-    assert f"worker_self_reference_url = http://{vip}:" in bind
+    port = pillar["glance_ha"].get("api", {}).get("port", 9292)
+    internal = pillar["glance_ha"].get("endpoints", {}).get("internal") or f"http://{vip}:{port}"
+    assert f"worker_self_reference_url = {internal}\n" in bind   # the internal endpoint, as pillared
     assert "bind_host" not in bind      # the agent gives it to the WSGI server
 
     second = state_results(salt_cli.run("state.highstate", minion_tgt=salt_minion.id))
