@@ -38,11 +38,7 @@ def _ret(name):
 def _skip(ret, writer, what):
     """Fill ``ret`` and return True when this minion must not write (or cannot tell)."""
     decision = __salt__["glance_ha.writer"](writer, what=what)
-    if decision["write"]:
-        return False
-    ret["result"] = decision["write"] is not None
-    ret["comment"] = decision["comment"]
-    return True
+    return __utils__["glance_ha_states.not_writer"](ret, decision["write"], decision["comment"])
 
 
 def synced(name, glance_manage="/usr/bin/glance-manage", writer=None, lock_timeout=600):

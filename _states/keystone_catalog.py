@@ -85,12 +85,7 @@ def _writer(writer):
 
 def _not_writer(ret, writer):
     """Fill ``ret`` and return True when this minion must not write (or cannot tell)."""
-    write, why = _writer(writer)
-    if write:
-        return False
-    ret["result"] = write is not None
-    ret["comment"] = why
-    return True
+    return __utils__["glance_ha_states.not_writer"](ret, *_writer(writer))
 
 
 def _conn_args(profile, connection_args):

@@ -22,3 +22,16 @@ def pending(ret_, test, changes, would, done):
     else:
         ret_["comment"] = done
     return ret_
+
+
+def not_writer(ret_, write, comment):
+    """
+    For a state that writes shared state: with ``write`` as ``glance_ha.writer`` decided it (True:
+    this minion writes; False: another one does; None: cannot tell), fill ``ret_`` (result True for
+    False, False for None; ``comment``) and return True when this minion must not write.
+    """
+    if write:
+        return False
+    ret_["result"] = write is not None
+    ret_["comment"] = comment
+    return True
