@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 
 from salt.exceptions import CommandExecutionError
 
@@ -37,6 +38,11 @@ META_KEY = "crm.agent_metadata"
 LAST_KEY = "crm.last_commit"
 WRITER_KEY = "crm.writer"
 TOOL_TIMEOUT = 60
+# Right after the cluster starts, the controllers elect a DC within seconds (election timeout 2 min
+# at most by default, dc-deadtime 20 s); the writer election waits this long for one.
+DC_WAIT = 60
+# crmadmin -D's answer while no DC is elected (Pacemaker 2.1: crm_str(NULL); 2.1.7+: pcmk__s).
+_NO_DC = {"<null>", "(null)", "null", "none", "not yet elected", ""}
 
 
 class CrmError(CommandExecutionError):
@@ -71,6 +77,15 @@ def _run(args, stdin=None, timeout=TOOL_TIMEOUT, secrets=(), extra=()):
         raise CrmError(f"{' '.join(args)}: no answer within {timeout} s") from None
     err = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", proc.stderr or "").split())
     return proc.returncode, proc.stdout, _mask(err, secrets, extra)
+
+
+def _answer(args, allowed=None):
+    """The one-line answer (str) of a cluster query tool; CrmError if it fails or says something
+    else than one of ``allowed``."""
+    rc, out, err = _run(args, timeout=30)
+    if rc != 0 or (allowed and out.strip() not in allowed):
+        raise CrmError(f"{' '.join(args)} failed (rc={rc}): {err or out.strip()}")
+    return out.strip()
 
 
 def _query():
@@ -239,16 +254,13 @@ def node_name():
     """
     if os.environ.get("CIB_file"):
         return None
-    rc, out, err = _run(["crm_node", "-n"], timeout=30)
-    if rc != 0:
-        raise CrmError(f"crm_node -n failed (rc={rc}): {err}")
-    return out.strip()
+    return _answer(["crm_node", "-n"])
 
 
 def dc():
     """
     The name (str) of the cluster's Designated Controller (``crmadmin -D``), or None if there is
-    none (or with ``CIB_file``).
+    none (not elected yet, no cluster, or ``CIB_file`` set).
 
     CLI Example:
 
@@ -259,10 +271,25 @@ def dc():
     if os.environ.get("CIB_file"):
         return None
     rc, out, _err = _run(["crmadmin", "-D"], timeout=30)
-    match = re.search(r"Designated Controller is:\s*(\S+)", out)
-    if rc != 0 or not match:
+    match = re.search(r"Designated Controller is:[ \t]*(.*)", out)
+    if rc != 0 or not match or match.group(1).strip().lower() in _NO_DC:
         return None
-    return match.group(1)
+    return match.group(1).strip()
+
+
+def has_quorum():
+    """
+    Whether this node's partition has quorum (``crm_node -q``: 1 or 0), bool; True with ``CIB_file``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' crm.has_quorum
+    """
+    if os.environ.get("CIB_file"):
+        return True
+    return _answer(["crm_node", "-q"], ("0", "1")) == "1"
 
 
 def is_dc():
@@ -281,15 +308,18 @@ def is_dc():
     return current is not None and current == node_name()
 
 
-def writer_status(writer=""):
+def writer_status(writer="", dc_wait=DC_WAIT):
     """
-    Who writes shared cluster state (the CIB, the Keystone catalog) in this run: the one election
-    of the formula. Returns ``{'writer': bool, 'reason': str}`` (cached for the run):
+    Who writes shared cluster state (the CIB, the Keystone catalog, glance's database) in this run:
+    the one election of the formula. Returns ``{'writer': bool, 'reason': str}`` (cached for the run):
 
     - ``writer`` a minion id: this minion writes if its ``grains['id']`` is that id;
     - ``writer`` '' and ``CIB_file`` set: no cluster, this process writes;
-    - ``writer`` '': the Pacemaker DC writes (``crmadmin -D`` vs ``crm_node -n``); with no DC
-      nobody does.
+    - ``writer`` '': the Pacemaker DC writes (``crmadmin -D`` vs ``crm_node -n``), and only while
+      its partition has quorum (``crm_node -q``); a node without quorum never writes.
+
+    With no DC elected yet (right after the cluster starts), it asks again every 2 s for at most
+    ``dc_wait`` seconds (default 60), then raises CrmError saying so.
 
     ``reason`` says which rule decided, for a state comment.
 
@@ -310,12 +340,7 @@ def writer_status(writer=""):
     elif os.environ.get("CIB_file"):
         status = {"writer": True, "reason": "CIB_file is set: no cluster, this process writes the file"}
     else:
-        current, me = dc(), node_name()
-        if current is None:
-            status = {"writer": False, "reason": "the cluster has no DC (Designated Controller) now"}
-        else:
-            status = {"writer": current == me,
-                      "reason": f"the writer is the DC, {current}" + ("" if current == me else f" (this is {me})")}
+        status = _dc_status(float(dc_wait))
     cache[writer] = status
     return status
 
@@ -332,6 +357,23 @@ def agent_users(agent):
         salt '*' crm.agent_users ocf:openstack:glance-api
     """
     return __utils__["pcmk_cib.agent_users"](_cib(_query()), agent)
+
+
+def _dc_status(dc_wait):
+    deadline = time.monotonic() + dc_wait
+    current = dc()
+    while current is None:
+        if time.monotonic() >= deadline:
+            raise CrmError(f"the cluster elected no DC (Designated Controller) within {dc_wait:.0f} s "
+                           "(crmadmin -D): nobody can tell who writes; run again once it has one")
+        time.sleep(2)
+        current = dc()
+    me = node_name()
+    if not has_quorum():
+        return {"writer": False, "reason": f"this node ({me}) is in a partition without quorum: it never writes"}
+    if current != me:
+        return {"writer": False, "reason": f"the writer is the DC, {current} (this is {me})"}
+    return {"writer": True, "reason": f"the writer is the DC, {current}, which has quorum"}
 
 
 def locate(name):
@@ -469,7 +511,10 @@ def _apply(objects, test, writer, secret_params, agent_sources):
     staged = ", ".join(txn.order)
     details = "; ".join(f"{obj_id} {line}" for obj_id in txn.order
                         for line in __utils__["pcmk_cib.summary"](txn.changes[obj_id]))
-    status = {"writer": True} if writer is None else writer_status(writer)
+    try:
+        status = {"writer": True} if writer is None else writer_status(writer)
+    except CrmError as exc:
+        return _ret(False, f"Nothing written: {exc}")
     if not status["writer"]:
         return _ret(True, f"Not the writer ({status['reason']}): nothing written from this node."
                           f" Differs from the declaration: {details}")

@@ -12,9 +12,12 @@ and what an operator can call must not put one in the job cache. The files that 
 state and never returned. The merging and validation code is ``_utils/glance_ha_settings.py``.
 """
 
-from salt.exceptions import SaltInvocationError
+import shutil
+
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 __virtualname__ = "glance_ha"
+PACEMAKER_BINARIES = ("pacemakerd", "crmadmin", "cibadmin")
 
 
 def __virtual__():
@@ -31,7 +34,8 @@ def _rules(agent_params=None):
             "auth_url_problem": __utils__["glance_ha_keystone.auth_url_problem"],
             "interfaces": __utils__["glance_ha_keystone.interfaces"](),
             "is_secret": __utils__["glance_ha_secrets.is_secret"],
-            "agent_params": agent_params}
+            "agent_params": agent_params,
+            "pacemaker": bool(_pacemaker_found())}
 
 
 def _agent_params(merged):
@@ -54,6 +58,11 @@ def _agent_params(merged):
     return set(meta["params"])
 
 
+def _pacemaker_found():
+    """The Pacemaker binaries on this minion's PATH (list of str)."""
+    return [name for name in PACEMAKER_BINARIES if shutil.which(name)]
+
+
 def settings(defaults, osfamilymap=None, pillar=None, scope="all"):
     """
     Merge, validate and derive the formula's settings; return them with every secret masked.
@@ -71,7 +80,9 @@ def settings(defaults, osfamilymap=None, pillar=None, scope="all"):
 
     Returns a dict shaped like defaults.yaml, plus ``vip:internal_netmask``/``public_netmask``
     (prefix lengths), the endpoint URLs filled in, and (scope ``all``) ``conf``: the sections of
-    glance-api.conf, ``{section: {option: str}}``. Every value whose name is secret, and every form of
+    glance-api.conf, ``{section: {option: str}}``. ``cluster:writer`` is None (every minion that
+    applies a shared state writes it) when the cluster is not managed, no writer is named and
+    Pacemaker is not installed here. Every value whose name is secret, and every form of
     a secret inside another value (the database URL, the transport URL), is ``********``.
 
     ``lookup:agent_params`` are checked against the meta-data of the OCF agent at
@@ -96,10 +107,57 @@ def settings(defaults, osfamilymap=None, pillar=None, scope="all"):
     if errors:
         message = "invalid pillar data for glance_ha:\n  - " + "\n  - ".join(errors)
         raise SaltInvocationError(utils["glance_ha_secrets.mask"](message))
-    cfg = utils["glance_ha_settings.derive"](merged, scope)
+    cfg = utils["glance_ha_settings.derive"](merged, scope, pacemaker=bool(_pacemaker_found()))
     view = utils["glance_ha_secrets.mask_data"](cfg)
     if "conf" in cfg:
         # Derived values embed secrets (the database and transport URLs) in every rendered form.
         secrets = utils["glance_ha_secrets.collect"](pillar)
         view["conf"] = utils["glance_ha_secrets.mask_data"](cfg["conf"], secrets)
     return view
+
+
+def writer(writer=None, what="shared state"):
+    """
+    Whether this minion writes shared state (the Keystone catalog, the database schema) in this run.
+
+    writer
+        None: always write. A minion id, or '' (the Pacemaker DC): ``crm.writer_status`` decides
+        wherever the crm module is loaded. Without it (no Pacemaker tools) a minion id is compared
+        with this minion's id, and '' means "no cluster here, this minion is the only writer" --
+        unless Pacemaker binaries are present (a broken crm module must not let every node write).
+    what
+        What is written (str), for the comment.
+
+    Returns ``{'write': True|False|None, 'comment': str}``: None when it cannot be told (the comment
+    says why; a state fails then).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' glance_ha.writer ''
+        salt '*' glance_ha.writer ctl1 what='the Keystone catalog'
+    """
+    if writer is None:
+        return {"write": True, "comment": ""}
+    writer = str(writer)
+    if "crm.writer_status" in __salt__:
+        try:
+            status = __salt__["crm.writer_status"](writer=writer)
+        except (CommandExecutionError, SaltInvocationError) as exc:
+            return {"write": None, "comment": f"Cannot tell whether this minion is the writer: {exc}"}
+        if status.get("writer"):
+            return {"write": True, "comment": ""}
+        reason = status.get("reason", "")
+        return {"write": False, "comment": (f"Not the writer ({writer or 'the Pacemaker DC'} writes {what}"
+                                            + (f"; {reason}" if reason else "") + "); nothing done here.")}
+    if writer:
+        if writer == __opts__.get("id"):
+            return {"write": True, "comment": ""}
+        return {"write": False, "comment": f"Not the writer ({writer} writes {what}); nothing done here."}
+    found = _pacemaker_found()
+    if found:
+        return {"write": None, "comment": (
+            "writer '' means the Pacemaker DC, but the crm module is not loaded although "
+            f"Pacemaker is installed ({', '.join(found)}): fix the crm module, or set the writer to a minion id")}
+    return {"write": True, "comment": "No Pacemaker on this minion: it is the only writer."}

@@ -51,7 +51,6 @@ __virtualname__ = "keystone_catalog"
 CACHE = "keystone_catalog.state.services"
 # Endpoint ids deleted in this run (with test=True: that would be deleted), for service_absent.
 DELETED = "keystone_catalog.state.deleted"
-_PACEMAKER_BINARIES = ("pacemakerd", "crmadmin", "cibadmin")
 
 
 def __virtual__():
@@ -71,35 +70,10 @@ def _ret(name):
 
 
 def _writer(writer):
-    """(write, comment): write is True (this minion writes), False (skip) or None (error in comment).
-
-    Who writes is ``crm.writer_status``'s decision wherever the crm module is loaded. Without it
-    (no Pacemaker tools) an explicit ``writer`` names the minion, and '' (the DC) means this minion
-    is the only writer, unless Pacemaker binaries are installed (a broken crm module must not let
-    every node write)."""
-    if writer is None:
-        return True, ""
-    writer = str(writer)
-    if "crm.writer_status" in __salt__:
-        try:
-            status = __salt__["crm.writer_status"](writer=writer)
-        except (CommandExecutionError, SaltInvocationError) as exc:
-            return None, f"Cannot tell whether this minion is the writer: {exc}"
-        if status.get("writer"):
-            return True, ""
-        reason = status.get("reason", "")
-        return False, (f"Not the writer ({writer or 'the Pacemaker DC'} writes the Keystone catalog"
-                       + (f"; {reason}" if reason else "") + "); nothing done here.")
-    if writer:
-        if writer == __opts__.get("id"):
-            return True, ""
-        return False, f"Not the writer ({writer} writes the Keystone catalog); nothing done here."
-    found = [b for b in _PACEMAKER_BINARIES if __salt__["cmd.has_exec"](b)]
-    if found:
-        return None, ("writer '' means the Pacemaker DC, but the crm module is not loaded although "
-                      f"Pacemaker is installed ({', '.join(found)}): fix the crm module, or set the writer "
-                      "to a minion id")
-    return True, "No Pacemaker on this minion: it is the only writer."
+    """(write, comment): write is True (this minion writes), False (skip) or None (error in comment);
+    ``glance_ha.writer`` decides."""
+    decision = __salt__["glance_ha.writer"](writer, what="the Keystone catalog")
+    return decision["write"], decision["comment"]
 
 
 def _not_writer(ret, writer):

@@ -162,6 +162,7 @@ def _validate(pillar, merged, schema, rules):
     _validate_log(cfg.get("log", {}), errors)
     _validate_cluster(cfg.get("cluster", {}), errors, rules)
     _validate_endpoint_urls(cfg.get("endpoints", {}), errors, rules)
+    _validate_writer(cfg, errors, rules)
     if not isinstance(cfg.get("endpoints", {}).get("manage"), bool):
         errors.append("glance_ha:endpoints:manage: must be true or false")
     nova_conf = cfg.get("nova", {}).get("config")
@@ -258,6 +259,22 @@ def _validate_database(db, errors):
         if not isinstance(db.get(key), str) or not db.get(key):
             errors.append(f"glance_ha:database:{key}: is required")
     _require_password(db, "glance_ha:database:password", errors)
+    for key in ("sync", "create"):
+        if not isinstance(db.get(key), bool):
+            errors.append(f"glance_ha:database:{key}: must be true or false")
+        elif db.get(key) and not str(db.get("driver")).startswith("mysql"):
+            errors.append(f"glance_ha:database:{key}: needs MySQL/MariaDB (driver mysql+pymysql); set it"
+                          f" false with driver {db.get('driver')!r}")
+    if not _is_int(db.get("lock_timeout"), 1, 86400):
+        errors.append(f"glance_ha:database:lock_timeout: {db.get('lock_timeout')!r} is not a number of"
+                      " seconds (1-86400)")
+    if not isinstance(db.get("user_host"), str) or not db.get("user_host"):
+        errors.append("glance_ha:database:user_host: must be the host part of the account ('%': any host)")
+    admin = db.get("admin") or {}
+    if db.get("create") is True:
+        if not isinstance(admin.get("username"), str) or not admin.get("username"):
+            errors.append("glance_ha:database:admin:username: is required when glance_ha:database:create is true")
+        _require_password(admin, "glance_ha:database:admin:password", errors)
 
 
 def _require_password(section, key, errors):
@@ -406,6 +423,17 @@ def _validate_cluster(cl, errors, rules):
         errors.append(f"glance_ha:cluster:agent_source: {source!r} must be a salt:// or https:// URL")
 
 
+def _validate_writer(cfg, errors, rules):
+    """Without a managed cluster, the Keystone catalog still needs exactly one writer: a named minion,
+    or the DC of a Pacemaker installed here."""
+    cl = cfg.get("cluster", {})
+    if (cl.get("manage") is False and cl.get("writer") == "" and cfg.get("endpoints", {}).get("manage") is True
+            and not rules.get("pacemaker")):
+        errors.append("glance_ha:cluster:writer: must name the minion that writes the Keystone catalog when"
+                      " glance_ha:cluster:manage is false and glance_ha:endpoints:manage is true (no Pacemaker"
+                      " is installed here to elect one; otherwise every controller would write at once)")
+
+
 def _validate_lookup(lookup, osfamilymap, merged, errors, rules):
     """glance_ha:lookup overrides OS data: its keys are those of osfamilymap.yaml."""
     if lookup is None:
@@ -418,7 +446,8 @@ def _validate_lookup(lookup, osfamilymap, merged, errors, rules):
         if key not in known:
             errors.append(f"glance_ha:lookup:{key}: unknown key (known keys here: {', '.join(sorted(known))})")
     look = merged["lookup"]
-    for key in ("config_dir", "config_file", "credentials_file", "ocf_dir", "state_dir", "lock_dir"):
+    for key in ("config_dir", "config_file", "credentials_file", "ocf_dir", "state_dir", "lock_dir",
+                "glance_manage"):
         if key in look and not str(look[key]).startswith("/"):
             errors.append(f"glance_ha:lookup:{key}: {look[key]!r} is not an absolute path")
     if not isinstance(look.get("pkgs", []), list):
@@ -532,13 +561,18 @@ def problems(defaults, osfamilymap, pillar, merged, rules, scope="all"):
     return errors
 
 
-def derive(merged, scope="all"):
+def derive(merged, scope="all", pacemaker=True):
     """
     The settings the SLS files and templates use (dict, a new object) from valid ``merged``
     settings: the VIPs split into address and netmask, the endpoint URLs, and ``conf`` (sections of
     glance-api.conf, dict of dicts of str). ``scope="nova"`` derives only the internal endpoint.
+    ``cluster:writer`` becomes None (every minion writes) when the cluster is not managed, none is
+    named and ``pacemaker`` (bool: Pacemaker installed on this minion) is false.
     """
     cfg = copy.deepcopy(merged)
+    cl = cfg.get("cluster", {})
+    if cl.get("manage") is False and cl.get("writer") == "" and not pacemaker:
+        cl["writer"] = None
     if scope == "nova":
         vip, _ = _ip_with_prefix(cfg["vip"]["internal"])
         cfg["endpoints"]["internal"] = (cfg["endpoints"].get("internal")

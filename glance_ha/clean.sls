@@ -2,7 +2,8 @@
     registered in Keystone (endpoints:manage), its Pacemaker objects (cluster:manage), the OCF agent,
     the files it wrote (glance-api.conf, the credentials file). Kept: the image store (store:path) and
     glance's state directories (they hold the images), the packages (glance_ha.package.clean removes
-    them), the distribution's glance-api service (stays stopped). Compute nodes: glance_ha.nova.clean. #}
+    them), the distribution's glance-api service (stays stopped), glance's database (glance_ha.db.clean
+    drops nothing). Compute nodes: glance_ha.nova.clean. #}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import glance_ha %}
 
@@ -16,3 +17,4 @@ include:
   - {{ tplroot }}.agent.clean
   - {{ tplroot }}.config.clean
   - {{ tplroot }}.service.clean
+  - {{ tplroot }}.db.clean

@@ -8,6 +8,7 @@ include:
   - {{ tplroot }}.config
   - {{ tplroot }}.service
   - {{ tplroot }}.agent
+  - {{ tplroot }}.db
 {%- if glance_ha.cluster.manage %}
   - {{ tplroot }}.cluster
 {%- endif %}

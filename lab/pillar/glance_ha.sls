@@ -40,11 +40,15 @@ glance_ha:
       interval: 10s
       timeout: 30s
   config:
+    DEFAULT:
+      # glance 33's metadata definitions (glance_ha.db loads them once)
+      metadata_source_path: {{ run.venv_os }}/etc/glance/metadefs
     paste_deploy:
       # glance 33's own paste pipeline (the distribution's /etc/glance/glance-api-paste.ini is glance 25's)
       config_file: {{ run.venv_os }}/etc/glance/glance-api-paste.ini
   lookup:
     pkgs: []
+    glance_manage: {{ run.venv_os }}/bin/glance-manage
     agent_params:
       server: gunicorn
       server_binary: {{ run.gunicorn }}

@@ -20,8 +20,9 @@ NOVA_TEXT = "[DEFAULT]\n# operator's comment\nmy_ip = 10.0.0.31\n\n[glance]\nnum
 
 
 def files_only(pillar):
-    """The pillar with the cluster and Keystone parts switched off (they have their own tests)."""
-    return deep_merge(pillar, {"glance_ha": {"cluster": {"manage": False}, "endpoints": {"manage": False}}})
+    """The pillar with the cluster, Keystone and database parts switched off (they have their own tests)."""
+    return deep_merge(pillar, {"glance_ha": {"cluster": {"manage": False}, "endpoints": {"manage": False},
+                                             "database": {"sync": False}}})
 
 
 def results(ret):
@@ -288,9 +289,11 @@ def test_new_secrets_never_readable_by_others(modules, example_pillar, monkeypat
 
 
 def test_execution_module_returns_no_secret(modules, defaults, osfamilymap, site_pillar):
-    """The only operator-callable function of the glance_ha execution module returns a masked view."""
+    """The operator-callable functions of the glance_ha execution module: settings returns a masked view,
+    writer a decision (no pillar data at all)."""
     public = sorted(name for name in modules if name.startswith("glance_ha."))
-    assert public == ["glance_ha.settings"]
+    assert public == ["glance_ha.settings", "glance_ha.writer"]
+    assert set(modules.glance_ha.writer("ctl9")) == {"write", "comment"}
     view = json.dumps(modules.glance_ha.settings(defaults, osfamilymap, pillar=site_pillar["glance_ha"]))
     assert "********" in view
     for secret in SECRETS:

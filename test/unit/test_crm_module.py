@@ -1,5 +1,9 @@
 """_modules/crm.py without a cluster: the tool runner masks what tools print; the writer election."""
 
+import os
+import threading
+import time
+
 import pytest
 
 from test.modload import load
@@ -25,3 +29,61 @@ def test_writer_status(crm, monkeypatch):
     assert crm.writer_status("ctl9") == {"writer": False, "reason": "the writer is minion 'ctl9', not 'ctl1'"}
     monkeypatch.setenv("CIB_file", "/nonexistent/cib.xml")
     assert crm.writer_status("")["writer"] is True and "CIB_file" in crm.writer_status("")["reason"]
+
+
+# --------------------------------------------------------------------------- the writer rules
+# The Pacemaker tools' own answers (Pacemaker 2.1.5, this machine's): `crmadmin -D` prints
+# "Designated Controller is: <name>", or crm_str(NULL) = "<null>" while none is elected (newer releases:
+# "not yet elected"); `crm_node -n` the node name; `crm_node -q` 1 or 0. Stand-ins on PATH print them, so
+# the real tool runner (_run) is exercised.
+@pytest.fixture
+def tools(tmp_path, monkeypatch):
+    answers = tmp_path / "answers"
+    answers.mkdir()
+    for tool in ("crmadmin", "crm_node"):
+        script = tmp_path / tool
+        script.write_text(f'#!/bin/sh\nf="{answers}/{tool}$1"\n[ -f "$f" ] || exit 102\ncat "$f"\n')
+        script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+
+    def set_answers(dc="ctl1", me="ctl1", quorum="1"):
+        (answers / "crmadmin-D").write_text(f"Designated Controller is: {dc}\n")
+        (answers / "crm_node-n").write_text(f"{me}\n")
+        (answers / "crm_node-q").write_text(f"{quorum}\n")
+    return set_answers
+
+
+def test_writer_is_the_dc_with_quorum(crm, tools):
+    tools(dc="ctl1", me="ctl1", quorum="1")
+    assert crm.writer_status("") == {"writer": True, "reason": "the writer is the DC, ctl1, which has quorum"}
+    crm.__context__.clear()
+    tools(dc="ctl2", me="ctl1", quorum="1")
+    assert crm.writer_status("") == {"writer": False, "reason": "the writer is the DC, ctl2 (this is ctl1)"}
+
+
+def test_no_quorum_never_writes(crm, tools):
+    tools(dc="ctl1", me="ctl1", quorum="0")       # a partition's own DC without quorum
+    status = crm.writer_status("")
+    assert status["writer"] is False
+    assert status["reason"] == "this node (ctl1) is in a partition without quorum: it never writes"
+
+
+@pytest.mark.parametrize("answer", ["<null>", "not yet elected", "(null)"])
+def test_no_dc_yet_waits_then_fails(crm, tools, answer):
+    tools(dc=answer)
+    assert crm.dc() is None, f"{answer!r} taken as a node name"
+    start = time.monotonic()
+    with pytest.raises(crm.CrmError) as info:
+        crm.writer_status("", dc_wait=3)
+    assert 3 <= time.monotonic() - start < 8
+    assert "elected no DC (Designated Controller) within 3 s" in str(info.value)
+
+
+def test_dc_elected_during_the_wait(crm, tools):
+    tools(dc="<null>")
+    later = threading.Timer(1.0, lambda: tools(dc="ctl1", me="ctl1", quorum="1"))
+    later.start()
+    try:
+        assert crm.writer_status("", dc_wait=10)["writer"] is True
+    finally:
+        later.cancel()

@@ -1,4 +1,4 @@
-"""_states/keystone_catalog.py's writer rule: crm.writer_status decides wherever the crm module is
+"""_states/keystone_catalog.py's writer rule (glance_ha.writer, _modules/glance_ha.py): crm.writer_status decides wherever the crm module is
 loaded; without it an explicit writer names the minion and '' means this minion, unless Pacemaker is
 installed. The crm module and Pacemaker binaries are facts of the host; stubbing __salt__ is the only
 way to exercise every branch of the decision on one machine."""
@@ -14,11 +14,15 @@ def st():
 
 
 def _writer_env(st, status=None, binaries=(), minion="ctl1"):
-    salt = {"cmd.has_exec": lambda b: b in binaries}
+    salt = {}
     if status is not None:
         salt["crm.writer_status"] = status
+    opts = {"id": minion, "test": False}
+    exe = load("_modules/glance_ha.py", __salt__=salt, __opts__=opts)
+    exe._pacemaker_found = lambda: [b for b in exe.PACEMAKER_BINARIES if b in binaries]
+    salt["glance_ha.writer"] = exe.writer
     st.__salt__ = salt
-    st.__opts__ = {"id": minion, "test": False}
+    st.__opts__ = opts
 
 
 def test_writer_none_always_writes(st):

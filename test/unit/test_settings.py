@@ -395,3 +395,35 @@ def test_view_masks_every_secret(mod, defaults, osfamilymap, example_pillar, sit
         assert view["lookup"]["config_file"] == "/etc/glance/glance-api.conf"
     view = mod.settings(defaults, osfamilymap, pillar=copy.deepcopy(example_pillar["glance_ha"]))
     assert view["conf"]["DEFAULT"]["transport_url"] == "rabbit://openstack:********@10.0.0.11:5672/"
+
+
+# ------------------------------------------------------------------ one writer without a managed cluster
+def test_unmanaged_cluster_needs_a_named_writer(mod, defaults, osfamilymap, example_pillar, monkeypatch):
+    """cluster:manage false with endpoints managed: a writer must be named, unless Pacemaker is installed
+    here to elect one (its DC); the error names the key, at render time."""
+    pillar = deep_merge(example_pillar["glance_ha"], {"cluster": {"manage": False}})
+    monkeypatch.setattr(mod, "_pacemaker_found", list)
+    with pytest.raises(SaltInvocationError) as info:
+        mod.settings(defaults, osfamilymap, pillar=copy.deepcopy(pillar))
+    assert "glance_ha:cluster:writer: must name the minion" in str(info.value)
+    named = mod.settings(defaults, osfamilymap, pillar=deep_merge(pillar, {"cluster": {"writer": "ctl1"}}))
+    assert named["cluster"]["writer"] == "ctl1"
+    # no catalog to write: every node may run the (locked) database steps
+    off = mod.settings(defaults, osfamilymap, pillar=deep_merge(pillar, {"endpoints": {"manage": False}}))
+    assert off["cluster"]["writer"] is None
+    monkeypatch.setattr(mod, "_pacemaker_found", lambda: ["crmadmin"])
+    assert mod.settings(defaults, osfamilymap, pillar=copy.deepcopy(pillar))["cluster"]["writer"] == ""
+
+
+def test_database_lifecycle_keys(settings, example_pillar):
+    base = example_pillar["glance_ha"]
+    cfg = settings(base)
+    assert (cfg["database"]["sync"], cfg["database"]["create"], cfg["database"]["lock_timeout"]) == (True, False, 600)
+    assert cfg["lookup"]["glance_manage"] == "/usr/bin/glance-manage"
+    text = errors_of(settings, deep_merge(base, {"database": {"create": True, "sync": "yes", "lock_timeout": 0},
+                                                 "lookup": {"glance_manage": "bin/glance-manage"}}))
+    for key in ("glance_ha:database:admin:password: is required", "glance_ha:database:sync: must be true",
+                "glance_ha:database:lock_timeout: 0", "glance_ha:lookup:glance_manage: 'bin/glance-manage'"):
+        assert key in text
+    created = settings(deep_merge(base, {"database": {"create": True, "admin": {"password": "db-admin-secret"}}}))
+    assert created["database"]["admin"]["username"] == "root"
