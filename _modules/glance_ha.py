@@ -32,6 +32,7 @@ def _rules(agent_params=None):
             "is_bool_key": __utils__["pcmk_values.is_bool_key"],
             "bool_word": __utils__["pcmk_values.bool_word"],
             "auth_url_problem": __utils__["glance_ha_keystone.auth_url_problem"],
+            "roles_problem": __utils__["glance_ha_keystone.roles_problem"],
             "interfaces": __utils__["glance_ha_keystone.interfaces"](),
             "is_secret": __utils__["glance_ha_secrets.is_secret"],
             "agent_params": agent_params,

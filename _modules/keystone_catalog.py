@@ -1,37 +1,23 @@
 """
-Keystone v3 service catalog: services, endpoints and regions, over keystoneauth1.
+Keystone v3 service catalog (services, endpoints, regions) over keystoneauth1, and the one session
+every Keystone call of the formula goes through (``api``; the identity functions live in
+``keystone_identity``). doc/keystone_catalog.md has the whole story.
 
 One keystoneauth1 session, and so one token, per Salt run and credentials, cached in ``__context__``
-under an HMAC of the auth parameters. Every function talks to the identity API at the ``auth_url``
-itself, so the catalog does not have to contain a working identity endpoint. Keystone v3 only: an
-``auth_url`` ending in another version (``/v2.0``, ``/v2``...) is refused naming the ``/v3`` URL to
-use; one without a version gets ``/v3`` appended (no discovery request). The URL rules live in
-``_utils/glance_ha_keystone.py``.
+under an HMAC of the auth parameters. Requests go to the ``auth_url`` itself, Keystone v3 only (the
+URL rules are in ``_utils/glance_ha_keystone.py``). Authentication comes from keyword arguments or a
+profile (``profile=<name>``, read with ``config.get``; nested pillar keys with ``:``), explicit
+arguments winning: ``auth_url, username, password, project_name, user_domain_name`` (Default),
+``project_domain_name`` (Default), ``region``, ``verify``.
 
-Authentication comes from keyword arguments or from a profile (``profile=<name>``), read with
-``config.get`` (minion config, grains, pillar or master config; nested pillar keys with ``:`` such as
-``glance_ha:keystone:admin``). Explicit arguments win over the profile::
-
-    keystone_admin:
-      auth_url: http://10.0.0.11:5000/v3
-      username: admin
-      password: secret
-      project_name: admin
-      user_domain_name: Default      # default
-      project_domain_name: Default   # default
-      region: RegionOne              # optional: default region of the endpoint functions
-      verify: True                   # optional: False, or the path of a CA bundle
-
-Retries (the bound): every call to Keystone (the token request or an API request) makes at most
-3 attempts, with a connect timeout of 5 s, a read timeout of 10 s and pauses of 0.5 s and 1 s, and
-never starts or continues an attempt past 20 s: after at most ~20 s it fails with an error naming
-the URL. A write that may have reached Keystone (a read timeout or a connection dropped after the
-request was sent) is not repeated; a re-run reconciles whatever happened. HTTP 401 is reported as
+Retries (the bound): every call to Keystone makes at most 3 attempts, with a connect timeout of 5 s,
+a read timeout of 10 s and pauses of 0.5 s and 1 s, never past 20 s, then fails naming the URL. A
+write that may have reached Keystone is not repeated; a re-run reconciles. HTTP 401 is reported as
 bad credentials, 403 as missing rights.
 
-Secrets: no function returns the password; every error and log line of this module passes through
+Secrets: no function returns a password; every error and log line passes through
 ``glance_ha_secrets.mask``. keystoneauth1 never logs the token request, logs tokens only as SHA-256
-hashes, and logs other request and response bodies (catalog data) at DEBUG.
+hashes and other bodies at DEBUG; a request carrying a secret (``api(secrets=...)``) is not logged.
 """
 
 import hashlib
@@ -196,10 +182,22 @@ class _Conn:
     def _where(self):
         return f"user {self.user!r} (domain {self.domain!r}, project {self.project!r})"
 
-    def call(self, method, path, body=None, params=None, ok=(200,), missing_ok=False):
+    def call(self, method, path, body=None, params=None, ok=(200,), missing_ok=False, secrets=()):
         """One API request with the retry bound; returns the decoded JSON body (None when empty), or
-        MISSING for HTTP 404 when ``missing_ok``."""
+        MISSING for HTTP 404 when ``missing_ok``. ``secrets``: values in ``body`` (the request and its
+        response are then not logged, and errors mask them)."""
+        if secrets:
+            try:
+                return self._call(method, path, body, params, ok, missing_ok, log_http=False)
+            except CommandExecutionError as exc:
+                raise CommandExecutionError(_mask(str(exc), secrets)) from None
+        return self._call(method, path, body, params, ok, missing_ok, log_http=True)
+
+    def _call(self, method, path, body, params, ok, missing_ok, log_http):
         url = self.url + path
+        # A token request needs no token: sent without one, a 401 (a refused password) is not taken
+        # as the admin's token expiring (keystoneauth1 would re-authenticate and send it again).
+        authenticated = False if path == "/auth/tokens" else None
         start = time.monotonic()
         attempt, last = 0, None
         while attempt < ATTEMPTS:
@@ -217,7 +215,7 @@ class _Conn:
             self.session.timeout = (min(CONNECT_TIMEOUT, remaining), min(READ_TIMEOUT, remaining))
             try:
                 resp = self.session.request(url, method, json=body, params=params, raise_exc=False,
-                                            connect_retries=0)
+                                            connect_retries=0, log=log_http, authenticated=authenticated)
             except ksa_exc.Unauthorized:
                 raise self._error(
                     f"Keystone at {self.url} rejected the credentials of {self._where()} "
@@ -339,6 +337,39 @@ def token_check(profile=None, **connection_args):
     conn, _ = _conn(profile, **connection_args)
     conn.call("GET", "/auth/projects")
     return True
+
+
+def api(method, path, body=None, params=None, ok=(200,), missing_ok=False, collection=None, secrets=None,
+        profile=None, **connection_args):
+    """
+    One request to the Keystone v3 API at ``auth_url`` with this run's session: what the
+    ``keystone_identity`` functions are built on. ``path`` (str) is relative to ``/v3``; only the
+    catalog and identity objects are reachable (services, endpoints, regions, domains, projects,
+    users, roles, role_assignments, and ``POST /auth/tokens``), never credentials or tokens.
+
+    Returns the decoded JSON body (dict, None when empty); ``None`` for HTTP 404 when ``missing_ok``;
+    with ``collection`` (e.g. ``"users"``) the list under that key (an error if Keystone truncated
+    it). ``ok``: the accepted HTTP statuses (list of int). ``secrets``: values ``body`` carries (list of
+    str): the request and its response are then not logged and every error masks them.
+
+    Bound: 3 attempts (writes only while the request surely did not reach Keystone), at most 20 s,
+    then an error naming the URL.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' keystone_catalog.api GET /roles collection=roles profile=keystone_admin
+    """
+    problem = __utils__["glance_ha_keystone.api_path_problem"](method, path)
+    if problem:
+        raise _invalid(problem)
+    conn, _ = _conn(profile, **connection_args)
+    data = conn.call(method.upper(), path, body=body, params=params, ok=tuple(ok), missing_ok=missing_ok,
+                     secrets=tuple(secrets or ()))
+    if data is MISSING:
+        return None
+    return _listing(data, collection, conn.url + path) if collection else data
 
 
 def service_list(service_type=None, name=None, profile=None, **connection_args):

@@ -1,5 +1,7 @@
 """
-Reconcile a service and its public/internal/admin endpoints in the Keystone v3 catalog.
+Reconcile a service and its public/internal/admin endpoints in the Keystone v3 catalog, and the
+service user that logs in to Keystone for it (``user_present``, over the keystone_identity module;
+one state module for the Keystone objects, as Salt's own keystone states were).
 
 .. code-block:: yaml
 
@@ -32,6 +34,11 @@ Rules:
   - ``test=True``: result None and the exact diff; only reads are made.
   - ``service_absent`` deletes the service only when it has no endpoints left (Keystone would delete
     them with it); ``endpoints_absent`` earlier in the run counts as done, also with ``test=True``.
+  - ``service_present``/``endpoints_present`` find the service by type, the name only
+    disambiguating: a service of the type under another name is refused with its id and
+    ``name_key`` (the setting that adopts it), nothing written.
+  - ``user_present``: the user created or updated in place, its password checked by authenticating
+    as the user (no write when current), the project and roles created if missing, domains never.
   - One writer: ``writer=None`` always writes. ``writer='<minion id>'`` or ``writer=''`` (the
     Pacemaker DC) asks ``crm.writer_status``, as the crm states do; minions that are not the writer
     return True with a comment and make no request at all. Without the crm module (no Pacemaker
@@ -106,13 +113,29 @@ def _lookup_service(args, name, service_type):
     return cache[key]
 
 
+def _find_service(args, name, service_type, name_key):
+    """The service to reconcile (or None: create it), found as Keystone's clients find it: by type,
+    the name only disambiguating (``choose_service``); a refusal raises. Cached for the run."""
+    if not service_type:
+        return _lookup_service(args, name, service_type)
+    cache = __context__.setdefault(CACHE, {})
+    key = _cache_key(args, name, service_type)
+    if key not in cache:
+        found = __salt__["keystone_catalog.service_list"](service_type=service_type, **args)
+        svc, refusal = _kc("choose_service")(found, name, service_type, name_key)
+        if refusal:
+            raise CommandExecutionError(refusal)
+        cache[key] = svc
+    return cache[key]
+
+
 def _remember_service(args, name, service_type, svc):
     __context__.setdefault(CACHE, {})[_cache_key(args, name, service_type)] = svc
 
 
 # --------------------------------------------------------------------------- states
-def service_present(name, service_type, description=None, enabled=True, writer=None, profile=None,
-                    **connection_args):
+def service_present(name, service_type, description=None, enabled=True, name_key=None, writer=None,
+                    profile=None, **connection_args):
     """
     Ensure a service of ``service_type`` named ``name`` exists (one, not several), with ``description``
     (None: leave it alone) and ``enabled``.
@@ -120,7 +143,11 @@ def service_present(name, service_type, description=None, enabled=True, writer=N
     name
         the service's name, e.g. ``glance``
     service_type
-        e.g. ``image``
+        e.g. ``image``. The service is looked up by type, the name only disambiguating: a service of
+        the type under another name is refused (its id named), nothing written
+    name_key
+        the setting that names the service (e.g. a pillar key), quoted in that refusal as the way to
+        adopt the other service in place
     writer
         None (always write), a minion id, or '' (the Pacemaker DC); see the module documentation
     profile / auth_url, username, password, project_name, user_domain_name, project_domain_name, verify
@@ -132,7 +159,7 @@ def service_present(name, service_type, description=None, enabled=True, writer=N
     args = _conn_args(profile, connection_args)
     test = __opts__.get("test")
     try:
-        svc = _lookup_service(args, name, service_type)
+        svc = _find_service(args, name, service_type, name_key)
         if svc is None:
             want = {"name": name, "type": service_type, "description": description or "",
                     "enabled": bool(enabled)}
@@ -214,7 +241,7 @@ def service_absent(name, service_type=None, writer=None, profile=None, **connect
 
 
 def endpoints_present(name, region, public=None, internal=None, admin=None, service_type=None,
-                      enabled=True, writer=None, profile=None, **connection_args):
+                      enabled=True, name_key=None, writer=None, profile=None, **connection_args):
     """
     Ensure the public, internal and admin endpoints of service ``name`` in ``region`` (one unit).
 
@@ -228,6 +255,8 @@ def endpoints_present(name, region, public=None, internal=None, admin=None, serv
         the service's type, e.g. ``image`` (recommended: two services may share a name)
     enabled
         True/False for all given interfaces; None leaves the flag alone
+    name_key
+        as for ``service_present`` (the service is found the same way)
     writer, profile, auth arguments
         as for ``service_present``
 
@@ -258,7 +287,7 @@ def endpoints_present(name, region, public=None, internal=None, admin=None, serv
     args = _conn_args(profile, connection_args)
     test = __opts__.get("test")
     try:
-        svc = _lookup_service(args, name, service_type)
+        svc = _find_service(args, name, service_type, name_key)
         if svc is None or svc.get("pending"):
             plan = _kc("plan_endpoints")([], desired, None, region, enabled)
             ret["changes"] = _kc("plan_changes")(plan)
@@ -374,4 +403,141 @@ def endpoints_absent(name, region, interfaces=None, service_type=None, writer=No
     except (CommandExecutionError, SaltInvocationError) as exc:
         ret["result"] = False
         ret["comment"] = str(exc)
+    return ret
+
+
+def _domain(args, name, what):
+    found = __salt__["keystone_identity.domain_get"](name, **args)
+    if found is None:
+        raise CommandExecutionError(
+            f"Keystone has no domain {name!r} ({what}): the formula does not create domains; create it "
+            f"(`openstack domain create {name}`) or name an existing one (the default domain is Default).")
+    return found
+
+
+def user_present(name, password=None, password_key=None, domain="Default", project="service",
+                 project_domain="Default", roles=("admin", "service"), enabled=True, writer=None, profile=None,
+                 **connection_args):
+    """
+    Ensure a service user: the user ``name`` in ``domain`` with this password, enabled, and the
+    ``roles`` on ``project`` (created in ``project_domain`` if missing, as the user's default
+    project). Created or updated in place (ids kept); roles it has beyond ``roles`` are kept.
+
+    name
+        the user's name, e.g. ``glance``
+    password / password_key
+        the password, or a ``config.get`` key holding it (nested pillar keys with ``:``, e.g.
+        ``glance_ha:keystone:service_user:password``), read at run time so that it is not part of the
+        rendered SLS. Whether the user's password is current is told by authenticating as the user
+        once (an unscoped token request): no write when it is. A password Keystone refuses is set on
+        the existing user, and the state says "password updated" (masked).
+    domain, project_domain
+        names of existing domains (never created)
+    project
+        the service project's name (created if missing)
+    roles
+        role names given to the user on the project (created if missing); default admin, service
+    enabled
+        the user's enabled flag
+    writer, profile, auth arguments
+        as for ``service_present``; the admin credentials, not the user's
+    """
+    ret = _ret(name)
+    roles = list(roles) if isinstance(roles, (list, tuple)) else roles
+    problem = _kc("roles_problem")(roles)
+    if problem:
+        ret["result"] = False
+        ret["comment"] = f"roles: {problem}"
+        return ret
+    if _not_writer(ret, writer):
+        return ret
+    if password is None and password_key:
+        password = __salt__["config.get"](password_key)
+    if not password or not isinstance(password, str):
+        ret["result"] = False
+        ret["comment"] = ("No password for the user: give password, or password_key naming a key that holds "
+                          f"one ({password_key!r} is empty)" if password_key else "No password given.")
+        return ret
+    args = _conn_args(profile, connection_args)
+    test = __opts__.get("test")
+    ident = "keystone_identity."
+    said, changes = [], {}
+    try:
+        user_domain = _domain(args, domain, "the user's domain")
+        proj_domain = user_domain if project_domain == domain else _domain(args, project_domain,
+                                                                             "the project's domain")
+        proj = __salt__[ident + "project_get"](project, proj_domain["id"], **args)
+        role_ids = {r: __salt__[ident + "role_get"](r, **args) for r in roles}
+        user = __salt__[ident + "user_get"](name, user_domain["id"], **args)
+        plan = {"project": proj is None, "roles": [r for r, found in role_ids.items() if found is None],
+                "user": user is None, "update": {}, "password": False, "grant": list(roles)}
+        if user is not None:
+            plan["update"] = _kc("user_changes")(user, None, enabled)
+            # A disabled user cannot authenticate: its password is set with the enabling write.
+            plan["password"] = bool(plan["update"].get("enabled")) or not __salt__[ident + "password_check"](
+                name, user_domain["id"], password, **args)
+            if proj is not None:
+                have = set(__salt__[ident + "user_roles"](user["id"], proj["id"], **args))
+                plan["grant"] = [r for r, found in role_ids.items() if found is None or found["id"] not in have]
+        if not any(plan[k] for k in ("project", "roles", "user", "update", "password", "grant")):
+            ret["comment"] = (f"User {name!r} (domain {domain}, id {user['id']}) is in the desired state, "
+                              f"with roles {', '.join(roles)} on project {project!r}.")
+            return ret
+        mask = __utils__["glance_ha_secrets.mask"](password, [password])
+        if test:
+            if plan["project"]:
+                changes["project"] = {"old": None, "new": {"name": project, "domain": project_domain}}
+            if plan["roles"]:
+                changes["roles_created"] = plan["roles"]
+            if plan["user"]:
+                changes["user"] = {"old": None, "new": {"name": name, "domain": domain, "enabled": bool(enabled)}}
+            for key, value in plan["update"].items():
+                changes[key] = {"old": user.get(key), "new": value}
+            if plan["password"]:
+                changes["password"] = {"old": mask, "new": mask}
+            if plan["grant"]:
+                changes["roles"] = {"old": None, "new": {"project": project, "granted": plan["grant"]}}
+            ret["result"] = None
+            ret["changes"] = changes
+            ret["comment"] = f"User {name!r} (domain {domain}) would be changed: {', '.join(changes)}."
+            return ret
+        try:
+            if plan["project"]:
+                proj = __salt__[ident + "project_create"](project, proj_domain["id"], **args)
+                changes["project"] = {"old": None, "new": {"name": project, "domain": project_domain,
+                                                           "id": proj["id"]}}
+                said.append(f"project {project!r} created (id {proj['id']})")
+            for role in plan["roles"]:
+                role_ids[role] = __salt__[ident + "role_create"](role, **args)
+                changes.setdefault("roles_created", []).append(role)
+                said.append(f"role {role!r} created")
+            if plan["user"]:
+                user = __salt__[ident + "user_create"](name, user_domain["id"], password,
+                                                       default_project_id=proj["id"], enabled=enabled, **args)
+                changes["user"] = {"old": None, "new": {"name": name, "domain": domain, "id": user["id"],
+                                                        "enabled": bool(enabled)}}
+                said.append(f"user created (id {user['id']})")
+            if plan["update"] or plan["password"]:
+                __salt__[ident + "user_update"](user["id"], password=password if plan["password"] else None,
+                                                **plan["update"], **args)
+                for key, value in plan["update"].items():
+                    changes[key] = {"old": user.get(key), "new": value}
+                    said.append(f"{key} set to {value}")
+                if plan["password"]:
+                    changes["password"] = {"old": mask, "new": mask}
+                    said.append("password updated")
+            for role in plan["grant"]:
+                __salt__[ident + "role_grant"](user["id"], proj["id"], role_ids[role]["id"], **args)
+                changes.setdefault("roles", {"old": None, "new": {"project": project, "granted": []}})
+                changes["roles"]["new"]["granted"].append(role)
+            if plan["grant"]:
+                said.append(f"roles {', '.join(plan['grant'])} given on project {project!r}")
+        finally:
+            ret["changes"] = changes
+        ret["comment"] = f"User {name!r} (domain {domain}, id {user['id']}): {'; '.join(said)}."
+    except (CommandExecutionError, SaltInvocationError) as exc:
+        ret["result"] = False
+        ret["comment"] = __utils__["glance_ha_secrets.mask"](str(exc), [password]) + (
+            f" (done before the error: {'; '.join(said)}; run again to finish)" if said else
+            " Nothing was changed.")
     return ret

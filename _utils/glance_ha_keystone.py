@@ -16,6 +16,8 @@ import re
 import urllib.parse
 
 INTERFACES = ("public", "internal", "admin")
+# What keystone_catalog.api may reach: the catalog and identity objects, never credentials or tokens.
+API_COLLECTIONS = ("services", "endpoints", "regions", "domains", "projects", "users", "roles", "role_assignments")
 _VERSION_RE = re.compile(r"^v(\d+)(\.\d+)?$", re.IGNORECASE)
 # Keystone substitutes $(project_id)s and friends in endpoint URLs.
 _SUBSTITUTION_RE = re.compile(r"\$\((\w+)\)s")
@@ -133,7 +135,52 @@ def never_sent(exc):
     return False
 
 
+def api_path_problem(method, path):
+    """None if ``method`` (str) on ``path`` (str, relative to /v3, may carry a query) is a request the
+    formula makes, else the reason (str): the objects of :data:`API_COLLECTIONS` (and the role grants
+    below projects), and ``POST /auth/tokens`` (a password check)."""
+    if not isinstance(path, str) or not path.startswith("/"):
+        return f"path {path!r} must start with /"
+    parts = urllib.parse.urlsplit(path).path.strip("/").split("/")
+    if str(method).upper() == "POST" and parts == ["auth", "tokens"]:
+        return None
+    if str(method).upper() not in ("GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"):
+        return f"method {method!r} is not an HTTP method Keystone's API uses"
+    if parts[0] not in API_COLLECTIONS or ".." in parts:
+        return f"path {path!r} is not one of /{', /'.join(API_COLLECTIONS)} or POST /auth/tokens"
+    return None
+
+
 # --------------------------------------------------------------------------- services
+def choose_service(services, name, service_type, name_key=None):
+    """
+    Which of ``services`` (the Keystone services of ``service_type``, listed by type as Keystone's
+    clients find a service) is the one named ``name``: ``(service or None, refusal or None)``.
+
+    The name only disambiguates: several services of the type are fine when exactly one has the
+    name. Refused (nothing may be written): two with the name, or none with it while the type has
+    services under other names (clients looking the type up would pick either); the refusal names
+    their ids and the setting ``name_key`` (default "name") that adopts one in place.
+    """
+    named = sorted((s for s in services if s.get("name") == name), key=lambda s: s["id"])
+    if len(named) > 1:
+        ids = ", ".join(s["id"] for s in named)
+        return None, (f"{len(named)} {service_type} services are named {name!r} (ids {ids}). Nothing was "
+                      "changed. Keep one: move the endpoints and `openstack service delete <id>` the others.")
+    if named:
+        return named[0], None
+    others = sorted(services, key=lambda s: s["id"])
+    if not others:
+        return None, None
+    found = "; ".join(f"{s.get('name')!r} (id {s['id']})" for s in others)
+    adopt = f"set {name_key or 'name'}: {others[0].get('name')!r}" if len(others) == 1 else \
+        f"set {name_key or 'name'} to the name of the one to keep and delete the others"
+    return None, (f"Keystone already has a {service_type} service under another name: {found}. Creating "
+                  f"{name!r} beside it would give clients looking up the {service_type} type two services. "
+                  f"Nothing was changed. To adopt it in place (same ids), {adopt}; or delete it "
+                  f"(`openstack service delete <id>`) if it is not used.")
+
+
 def service_changes(current, description=None, enabled=True):
     """
     The fields of service ``current`` (a Keystone service dict) that differ from the declaration:
@@ -233,3 +280,25 @@ def plan_absent(current, service_id, region, interfaces):
                 and ep.get("interface") in interfaces):
             out.setdefault(ep["interface"], []).append(ep["id"])
     return {k: sorted(v) for k, v in out.items()}
+
+
+# --------------------------------------------------------------------------- the service user
+def user_changes(current, default_project_id, enabled=True):
+    """The fields of user ``current`` (a Keystone user dict) that differ from the declaration:
+    ``{field: new value}`` for ``default_project_id`` (None: not managed) and ``enabled`` (bool)."""
+    diff = {}
+    if default_project_id is not None and current.get("default_project_id") != default_project_id:
+        diff["default_project_id"] = default_project_id
+    if bool(current.get("enabled", True)) != bool(enabled):
+        diff["enabled"] = bool(enabled)
+    return diff
+
+
+def roles_problem(roles):
+    """None if ``roles`` is a non-empty list of role names (str), else the reason (str)."""
+    if not isinstance(roles, (list, tuple)) or not roles:
+        return f"{roles!r} must be a non-empty list of role names (e.g. [admin, service])"
+    bad = [r for r in roles if not isinstance(r, str) or not r.strip()]
+    if bad or len(set(roles)) != len(roles):
+        return f"{roles!r} must hold distinct role names (strings)"
+    return None

@@ -10,8 +10,8 @@ No Salt dunders, no I/O. The Pacemaker value rules (intervals, ids), the Keyston
 secrets rule are handed in by the caller as ``rules``, as are the parameters of the OCF agent:
 ``{"interval_ms": f(value) -> int|None, "is_id": f(str) -> bool, "is_duration_key": f(name) -> bool,
 "is_bool_key": f(name) -> bool, "bool_word": f(value) -> bool|None, "auth_url_problem": f(url) ->
-str|None, "is_secret": f(name) -> bool, "interfaces": the endpoint interface names, "agent_params":
-set of names, or None when not checked}``. Loaded by Salt as
+str|None, "roles_problem": f(roles) -> str|None, "is_secret": f(name) -> bool, "interfaces": the
+endpoint interface names, "agent_params": set of names, or None when not checked}``. Loaded by Salt as
 ``__utils__['glance_ha_settings.<function>']`` and importable as a plain module by tests; its
 sibling ``glance_ha_conf`` is imported by path (Salt's loader gives ``_utils`` no package).
 """
@@ -329,6 +329,22 @@ def _validate_keystone(cfg, errors, rules):
                 errors.append(f"glance_ha:keystone:{who}:{key}: is required")
     if cfg.get("endpoints", {}).get("manage"):
         _require_password(ks.get("admin", {}), "glance_ha:keystone:admin:password", errors)
+    _validate_service_identity(cfg, errors, rules)
+
+
+def _validate_service_identity(cfg, errors, rules):
+    """The service user's roles and switch, and the name of the image service (glance_ha.identity,
+    glance_ha.endpoints)."""
+    user = cfg.get("keystone", {}).get("service_user", {})
+    if not isinstance(user.get("manage"), bool):
+        errors.append("glance_ha:keystone:service_user:manage: must be true or false")
+    problem = rules["roles_problem"](user.get("roles"))
+    if problem:
+        errors.append(f"glance_ha:keystone:service_user:roles: {problem}")
+    name = cfg.get("endpoints", {}).get("service_name")
+    if not isinstance(name, str) or not name.strip() or name != name.strip():
+        errors.append("glance_ha:endpoints:service_name: must be the name of the image service, "
+                      "without surrounding spaces (default glance)")
 
 
 def _validate_store(store, errors):

@@ -10,6 +10,7 @@
 include:
 {%- if glance_ha.endpoints.manage %}
   - {{ tplroot }}.endpoints.clean
+  - {{ tplroot }}.identity.clean
 {%- endif %}
 {%- if glance_ha.cluster.manage %}
   - {{ tplroot }}.cluster.clean

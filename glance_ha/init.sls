@@ -1,5 +1,6 @@
-{#- Everything a controller needs; cluster and endpoints can be switched off in pillar
-    (glance_ha:cluster:manage, glance_ha:endpoints:manage). Compute nodes use glance_ha.nova. #}
+{#- Everything a controller needs; cluster and Keystone (identity, endpoints) can be switched off
+    in pillar (glance_ha:cluster:manage, glance_ha:endpoints:manage,
+    glance_ha:keystone:service_user:manage). Compute nodes use glance_ha.nova. #}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import glance_ha %}
 
@@ -13,5 +14,6 @@ include:
   - {{ tplroot }}.cluster
 {%- endif %}
 {%- if glance_ha.endpoints.manage %}
+  - {{ tplroot }}.identity
   - {{ tplroot }}.endpoints
 {%- endif %}

@@ -9,14 +9,14 @@
 
 glance_ha-keystone-endpoints-clean:
   keystone_catalog.endpoints_absent:
-    - name: {{ service.name }}
+    - name: {{ glance_ha.endpoints.service_name | json }}
     - service_type: {{ service.type }}
     - region: {{ glance_ha.keystone.region | json }}
 {{- auth(glance_ha) }}
 
 glance_ha-keystone-service-clean:
   keystone_catalog.service_absent:
-    - name: {{ service.name }}
+    - name: {{ glance_ha.endpoints.service_name | json }}
     - service_type: {{ service.type }}
 {{- auth(glance_ha) }}
     - require:

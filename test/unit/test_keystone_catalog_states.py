@@ -75,4 +75,5 @@ def test_writer_crm_error_is_a_failure_not_a_write(st):
 def test_module_exports_only_states(st):
     public = sorted(n for n, v in vars(st).items() if callable(v) and not n.startswith("_")
                     and getattr(v, "__module__", None) == st.__name__)
-    assert public == ["endpoints_absent", "endpoints_present", "service_absent", "service_present"]
+    assert public == ["endpoints_absent", "endpoints_present", "service_absent", "service_present",
+                      "user_present"]

@@ -78,7 +78,8 @@ def test_site_override(settings, site_pillar):
     assert cfg["vip"]["public"] == ""
     assert cfg["conf"]["DEFAULT"]["bind_host"] == "192.168.50.20"
     assert cfg["endpoints"] == {"manage": True, "public": "http://images.site.example:9393",
-                                "internal": "http://10.0.0.11:9292", "admin": "http://10.0.0.11:9292"}
+                                "internal": "http://10.0.0.11:9292", "admin": "http://10.0.0.11:9292",
+                                "service_name": "glance"}
     conf = cfg["conf"]
     assert conf["DEFAULT"]["bind_port"] == "9393"
     # ':', '@', '/', '%' would break the URL, so the password is URL-quoted (and '$' with it).
@@ -151,6 +152,13 @@ def test_endpoints_derive_from_vips(settings, example_pillar):
     ({"endpoints": {"public": "http://x y:9292"}}, "glance_ha:endpoints:public", "not an http"),
     ({"keystone": {"auth_url": "http://10.0.0.11/identity/v1"}}, "glance_ha:keystone:auth_url", "v3"),
     ({"nova": {"config": "nova.conf"}}, "glance_ha:nova:config", "absolute path"),
+    ({"keystone": {"service_user": {"roles": []}}}, "glance_ha:keystone:service_user:roles", "non-empty list"),
+    ({"keystone": {"service_user": {"roles": "admin"}}}, "glance_ha:keystone:service_user:roles", "list"),
+    ({"keystone": {"service_user": {"roles": ["admin", "admin"]}}}, "glance_ha:keystone:service_user:roles",
+     "distinct"),
+    ({"keystone": {"service_user": {"manage": "no"}}}, "glance_ha:keystone:service_user:manage", "true or false"),
+    ({"endpoints": {"service_name": ""}}, "glance_ha:endpoints:service_name", "image service"),
+    ({"endpoints": {"service_name": " glance"}}, "glance_ha:endpoints:service_name", "spaces"),
     ({"config": {"DEFAULT": {"sql_connection": "mysql://x"}}}, "glance_ha:config:DEFAULT:sql_connection",
      "[database] connection"),
     ({"config": {"DEFAULT": {"registry_host": "10.0.0.11"}}}, "glance_ha:config:DEFAULT:registry_host",
