@@ -49,6 +49,10 @@ mount --bind "$dir/hosts" /etc/hosts                  # node names -> addresses 
 # The shared image store of the services namespace, standing in for an NFS mount.
 mkdir -p /var/lib/glance/images
 mount --bind "$run/images" /var/lib/glance/images
+# The host's /usr/sbin/policy-rc.d (scripts/bootstrap: apt starts no daemon on the host) would keep
+# invoke-rc.d from starting anything here; a controller is a machine without one. /dev/null over it is
+# not executable, which invoke-rc.d reads as "no policy" (this mount namespace only).
+[ -e /usr/sbin/policy-rc.d ] && mount --bind /dev/null /usr/sbin/policy-rc.d
 # The bootstrap's Python lives under /root (0700): let the glance user reach the venv interpreter.
 chmod 0711 /root
 install -d -m 0700 /etc/salt
