@@ -134,6 +134,14 @@ class ServicesNamespace:
                            f"{proc.stdout[-4000:]}{proc.stderr[-2000:]}")
         return proc.returncode, data
 
+    def db_sql(self, text: str, database: str | None = None) -> list[list[str]]:
+        """Run SQL as MariaDB's root over its socket in the services namespace (SQL on stdin); the
+        rows, each a list of column strings."""
+        sock = self.state["services"]["mariadb"]["socket"]
+        argv = ["mariadb", "--no-defaults", "-uroot", f"--socket={sock}", "--batch", "--skip-column-names"]
+        proc = self.svc_exec(argv + ([database] if database else []), input=text, timeout=60)
+        return [line.split("\t") for line in proc.stdout.splitlines()]
+
     # ---- MariaDB, RabbitMQ, Keystone -------------------------------------------------------------
     def _services_start(self) -> subprocess.Popen:
         """`python -m lab provision-services` inside the svc namespace, in the background: MariaDB,
