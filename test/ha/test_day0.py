@@ -133,12 +133,13 @@ def test_packaged_daemon_stopped_disabled_port_held_by_pacemaker(lab, first_appl
         pid = glance_pid(lab, n)
         assert pid, f"no {PIDFILE} on {name}"
         assert len(pkg["port"]) == 1 and pid in {p for _, p in pkg["port"][0]["procs"]}, (name, pid, pkg)
-        assert "glance-api" not in {c for c, _ in pkg["port"][0]["procs"]}, (name, pkg)
 
 
 def _dc(lab, n):
+    """The DC controller n knows of, or None (none elected yet: no answer, or '<null>')."""
     out = lab.exec(n, ["crmadmin", "-D", "-t", "2000"], check=False).stdout
-    return out.split()[-1] if "Designated Controller is:" in out else None
+    name = out.split()[-1] if "Designated Controller is:" in out else None
+    return name if name and name.startswith("ctl") else None
 
 
 def test_highstate_before_a_dc_is_elected_waits_then_succeeds(lab, baseline):
