@@ -34,6 +34,10 @@ cow /usr/lib/ocf/resource.d ocf
 # Private runtime state, fresh on every boot.
 mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /run/lock /run/resource-agents /run/crm
+# Runlevel 2 in utmp, as sysvinit records it at boot (`runlevel` says "N 2"): invoke-rc.d starts a
+# service only if the current runlevel's rc.d has its S link, so disabling one keeps it stopped.
+printf '[1] [20018] [~~  ] [runlevel] [~~          ] [] [0.0.0.0        ] [1970-01-01T00:00:00,000000+00:00]\n' \
+    | utmpdump -r > /run/utmp 2>/dev/null
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm            # libqb ring buffers are named by pid
 mount -t tmpfs -o mode=0755 tmpfs /var/lib/pacemaker
 install -d -o hacluster -g haclient -m 0750 /var/lib/pacemaker/{cib,pengine,blackbox,cores,bundles}
