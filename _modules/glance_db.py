@@ -245,9 +245,9 @@ def sync(config_file="/etc/glance/glance-api.conf", glance_manage="/usr/bin/glan
                                 "(another node is still migrating)")
         try:
             before = _state(conn, glance_manage, secret)
-            check = _check(glance_manage, config_file, secret)
+            due, check = _check(glance_manage, config_file, secret)
             migrated = []
-            if before["pending"]:
+            if before["pending"] or due:
                 _manage(glance_manage, config_file, ["db", "sync"], secret)
                 migrated = before["pending"]
             loaded = 0
@@ -266,9 +266,10 @@ def sync(config_file="/etc/glance/glance-api.conf", glance_manage="/usr/bin/glan
 
 
 def _check(glance_manage, config_file, secret):
-    """``glance-manage db check``'s last line (exit codes 3, 4, 5: expand, migrate, contract due)."""
-    _rc, out = _manage(glance_manage, config_file, ["db", "check"], secret, ok=(0, 3, 4, 5))
-    return out.splitlines()[-1] if out else ""
+    """(whether a step is due, ``glance-manage db check``'s last line): exit codes 3, 4, 5 mean
+    expand, migrate or contract is due."""
+    rc, out = _manage(glance_manage, config_file, ["db", "check"], secret, ok=(0, 3, 4, 5))
+    return rc != 0, (out.splitlines()[-1] if out else "")
 
 
 def database_present(name, user, password, admin_user, admin_password, host="localhost", port=3306,

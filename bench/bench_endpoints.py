@@ -66,7 +66,7 @@ def minion_dir(tmp, keystone, proxy):
         "keystone": {"auth_url": proxy.url + "/v3", "region": keystone.region,
                      "admin": {"username": keystone.admin_user, "password": keystone.admin_password,
                                "project_name": keystone.admin_project}},
-        "cluster": {"manage": False},
+        "cluster": {"manage": False, "writer": "bench-minion"},   # no managed cluster: the writer is named
         "endpoints": dict(URLS, manage=True)}})
     (tmp / "pillar").mkdir(parents=True)
     (tmp / "pillar" / "top.sls").write_text("base:\n  '*':\n    - glance_ha\n")

@@ -216,3 +216,9 @@ def run_cmd():
         return subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False,
                               env=dict(os.environ, PYTHONWARNINGS="ignore"))
     return _run
+
+
+def test_test_mode_before_glance_api_conf_exists(modules, tmp_path):
+    """test=True on a fresh node: glance-api.conf is written by an earlier state of the real run."""
+    res = _single(modules, test=True, name=str(tmp_path / "glance-api.conf"), glance_manage=str(GLANCE33))
+    assert res.result is None and "is not written yet" in res.comment

@@ -308,3 +308,46 @@ def test_live_cluster_apply_rerun_and_restart(node, modules):
     modules.crm.wait(60)
     ret = modules.state.single("crm.resource_restarted", name="p_glance-api", timeout=60)
     assert ret.result is True and ret.changes == {} and "not active on this node" in ret.comment
+
+
+def test_writer_rules_live(node, loaders, modules):
+    """The writer election on the live node: a DC whose partition lost quorum never writes (and says so);
+    right after its controller restarts there is no DC, and the election waits for the new one."""
+    def fresh():
+        loaders.context.pop("crm.writer", None)     # writer_status caches its answer for one run
+
+    before = node.run("cibadmin", "--query", "--xpath", "/cib", "--no-children").stdout
+    node.run("corosync-quorumtool", "-e", "2")       # a minority partition: 1 vote of 2 expected
+    try:
+        deadline = time.monotonic() + 30
+        while node.run("crm_node", "-q", check=False).stdout.strip() != "0" and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert modules.crm.has_quorum() is False
+        assert modules.crm.dc() == "node1"           # still the DC of its own partition
+        fresh()
+        assert modules.crm.writer_status("") == {
+            "writer": False, "reason": "this node (node1) is in a partition without quorum: it never writes"}
+        changed = SLS.replace("resource-stickiness: 100", "resource-stickiness: 200")
+        res = apply(modules, changed)["cib"]
+        assert res.result is True and res.changes == {}
+        assert "Not the writer (this node (node1) is in a partition without quorum" in res.comment
+        decision = modules.glance_ha.writer("", what="glance's database")
+        assert decision["write"] is False and "without quorum" in decision["comment"]
+        after = node.run("cibadmin", "--query", "--xpath", "/cib", "--no-children").stdout
+        assert ET.fromstring(before).get("epoch") == ET.fromstring(after).get("epoch"), "written without quorum"
+    finally:
+        node.run("corosync-quorumtool", "-e", "1")
+    deadline = time.monotonic() + 30
+    while node.run("crm_node", "-q", check=False).stdout.strip() != "1" and time.monotonic() < deadline:
+        time.sleep(0.3)
+
+    # no DC: the controller (pacemakerd respawns it) is killed; the election is waited for, bounded
+    (pid,) = node.run("pidof", "pacemaker-controld").stdout.split()
+    node.run("kill", "-9", pid)
+    assert modules.crm.dc() is None
+    fresh()
+    start = time.monotonic()
+    status = modules.crm.writer_status("", dc_wait=60)
+    waited = time.monotonic() - start
+    assert status == {"writer": True, "reason": "the writer is the DC, node1, which has quorum"}, status
+    assert 0 < waited < 60

@@ -33,12 +33,13 @@ def kc_auth(keystone, kc_proxy):
 
 @pytest.fixture(scope="session")
 def kc_pillar(example_pillar, keystone, kc_proxy):
-    """pillar.example with Keystone, region and endpoint URLs of this session (no cluster: writer None)."""
+    """pillar.example with Keystone, region and endpoint URLs of this session; no managed cluster, so the
+    writer is named: this minion (Pacemaker may be installed on this host, not running)."""
     return deep_merge(copy.deepcopy(example_pillar), {"glance_ha": {
         "keystone": {"auth_url": kc_proxy.url + "/v3", "region": keystone.region,
                      "admin": {"username": keystone.admin_user, "password": keystone.admin_password,
                                "project_name": keystone.admin_project}},
-        "cluster": {"manage": False},
+        "cluster": {"manage": False, "writer": "kc-minion"},
         "endpoints": {"manage": True, "public": PUBLIC, "internal": INTERNAL, "admin": ADMIN},
     }})
 

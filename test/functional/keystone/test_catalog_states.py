@@ -308,9 +308,11 @@ def test_sls_writer_from_cluster_settings(kc_modules, kc_pillar):
     args = {k: v for d in shown[ENDPOINTS_ID]["keystone_catalog"] if isinstance(d, dict) for k, v in d.items()}
     assert args["writer"] == "ctl2" and args["profile"] == "glance_ha:keystone:admin"
     assert "password" not in args
+    # no managed cluster: the named writer (without one and without Pacemaker here, pillar validation
+    # refuses endpoints:manage; test/unit/test_settings.py)
     off = kc_modules.state.show_sls(SLS)
     args = {k: v for d in off[ENDPOINTS_ID]["keystone_catalog"] if isinstance(d, dict) for k, v in d.items()}
-    assert args["writer"] is None
+    assert args["writer"] == "kc-minion"
 
 
 def test_missing_region_is_created_with_the_endpoints(kc_states, clean_image, catalog, kc_auth, kc_proxy):
