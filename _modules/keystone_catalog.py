@@ -128,18 +128,12 @@ def _resolve_auth(profile, kwargs):
     unknown = sorted(k for k in kwargs if not k.startswith("__") and k not in AUTH_KEYS)
     if unknown:
         raise _invalid(f"unknown argument(s) {', '.join(unknown)} (auth arguments: {', '.join(AUTH_KEYS)})")
-    auth = dict(AUTH_DEFAULTS)
+    data = None
     if profile:
         data = profile if isinstance(profile, dict) else __salt__["config.get"](profile)
         if not data or not isinstance(data, dict):
             raise _invalid(f"profile {profile!r} not found (config.get returned nothing or not a mapping)")
-        for key in AUTH_KEYS:
-            if data.get(key) not in (None, ""):
-                auth[key] = data[key]
-    for key in AUTH_KEYS:
-        if kwargs.get(key) not in (None, ""):
-            auth[key] = kwargs[key]
-    missing = [k for k in ("auth_url", "username", "password", "project_name") if not auth.get(k)]
+    auth, missing = __utils__["glance_ha_keystone.merge_auth"](AUTH_KEYS, AUTH_DEFAULTS, data, kwargs)
     if missing:
         where = f" (profile {profile!r})" if isinstance(profile, str) else ""
         raise _invalid(f"missing auth argument(s){where}: {', '.join(missing)}")
@@ -186,12 +180,10 @@ class _Conn:
         """One API request with the retry bound; returns the decoded JSON body (None when empty), or
         MISSING for HTTP 404 when ``missing_ok``. ``secrets``: values in ``body`` (the request and its
         response are then not logged, and errors mask them)."""
-        if secrets:
-            try:
-                return self._call(method, path, body, params, ok, missing_ok, log_http=False)
-            except CommandExecutionError as exc:
-                raise CommandExecutionError(_mask(str(exc), secrets)) from None
-        return self._call(method, path, body, params, ok, missing_ok, log_http=True)
+        try:
+            return self._call(method, path, body, params, ok, missing_ok, log_http=not secrets)
+        except CommandExecutionError as exc:
+            raise CommandExecutionError(_mask(str(exc), secrets)) from None
 
     def _call(self, method, path, body, params, ok, missing_ok, log_http):
         url = self.url + path
@@ -217,12 +209,12 @@ class _Conn:
                 resp = self.session.request(url, method, json=body, params=params, raise_exc=False,
                                             connect_retries=0, log=log_http, authenticated=authenticated)
             except ksa_exc.Unauthorized:
-                raise self._error(
-                    f"Keystone at {self.url} rejected the credentials of {self._where()} "
-                    "(HTTP 401): check the username, password, domains and project") from None
+                raise self._error(__utils__["glance_ha_keystone.http_error"](
+                    401, method, url, self.url, self._where(),
+                    "check the username, password, domains and project")) from None
             except ksa_exc.RetriableConnectionFailure as exc:
                 last = exc
-                in_token = not had_token and self.session.auth.auth_ref is None
+                in_token = authenticated is False or (not had_token and self.session.auth.auth_ref is None)
                 if not (in_token or method in ("GET", "HEAD", "PATCH") or __utils__["glance_ha_keystone.never_sent"](exc)):
                     raise self._error(
                         f"{method} {url} failed after the request may have reached "
@@ -254,15 +246,8 @@ class _Conn:
             detail = resp.json().get("error", {}).get("message", "")
         except ValueError:
             detail = resp.text[:200]
-        if resp.status_code == 401:
-            raise self._error(
-                f"Keystone at {self.url} rejected the credentials of {self._where()} "
-                f"(HTTP 401): {detail}")
-        if resp.status_code == 403:
-            raise self._error(
-                f"{self._where()} may not {method} {url} (HTTP 403, needs the admin role): "
-                f"{detail}")
-        raise self._error(f"{method} {url}: HTTP {resp.status_code}: {detail}")
+        raise self._error(__utils__["glance_ha_keystone.http_error"](
+            resp.status_code, method, url, self.url, self._where(), detail))
 
 
 def _conn(profile=None, **kwargs):
@@ -342,18 +327,14 @@ def token_check(profile=None, **connection_args):
 def api(method, path, body=None, params=None, ok=(200,), missing_ok=False, collection=None, secrets=None,
         profile=None, **connection_args):
     """
-    One request to the Keystone v3 API at ``auth_url`` with this run's session: what the
-    ``keystone_identity`` functions are built on. ``path`` (str) is relative to ``/v3``; only the
-    catalog and identity objects are reachable (services, endpoints, regions, domains, projects,
-    users, roles, role_assignments, and ``POST /auth/tokens``), never credentials or tokens.
+    One request to the Keystone v3 API at ``auth_url`` with this run's session (the keystone_identity
+    functions use it). ``path`` (str, relative to ``/v3``) reaches the catalog and identity objects
+    and ``POST /auth/tokens`` only, never credentials or tokens. Returns the decoded JSON body (dict;
+    None when empty, or for HTTP 404 with ``missing_ok``), or with ``collection`` (e.g. ``"users"``)
+    the list under that key (an error if truncated). ``ok``: accepted HTTP statuses (list of int).
+    ``secrets``: values ``body`` carries (list of str): not logged, masked in every error.
 
-    Returns the decoded JSON body (dict, None when empty); ``None`` for HTTP 404 when ``missing_ok``;
-    with ``collection`` (e.g. ``"users"``) the list under that key (an error if Keystone truncated
-    it). ``ok``: the accepted HTTP statuses (list of int). ``secrets``: values ``body`` carries (list of
-    str): the request and its response are then not logged and every error masks them.
-
-    Bound: 3 attempts (writes only while the request surely did not reach Keystone), at most 20 s,
-    then an error naming the URL.
+    Bound: 3 attempts (writes only while surely not sent), at most 20 s, then an error naming the URL.
 
     CLI Example:
 

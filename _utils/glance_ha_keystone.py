@@ -114,6 +114,28 @@ def normalize_auth_url(url):
     return _v3_root(parsed, segments)
 
 
+def merge_auth(keys, defaults, profile_data, kwargs):
+    """
+    The auth parameters (dict): ``defaults`` <- ``profile_data`` <- ``kwargs`` (dicts), for ``keys``
+    only; an empty value (None, "") overrides nothing. Returns ``(auth, missing)``: ``missing`` lists
+    which of auth_url, username, password, project_name are still empty.
+    """
+    auth = dict(defaults)
+    for source in (profile_data or {}, kwargs):
+        auth.update({k: source[k] for k in keys if source.get(k) not in (None, "")})
+    return auth, [k for k in ("auth_url", "username", "password", "project_name") if not auth.get(k)]
+
+
+def http_error(status, method, url, auth_url, who, detail):
+    """The error (str) for Keystone answering ``method url`` with HTTP ``status``: 401 is the
+    credentials of ``who`` refused, 403 missing rights; ``detail`` is Keystone's message."""
+    if status == 401:
+        return f"Keystone at {auth_url} rejected the credentials of {who} (HTTP 401): {detail}"
+    if status == 403:
+        return f"{who} may not {method} {url} (HTTP 403, needs the admin role): {detail}"
+    return f"{method} {url}: HTTP {status}: {detail}"
+
+
 def never_sent(exc):
     """
     Whether a failed request (``exc``: an exception of requests/urllib3, possibly wrapped by

@@ -60,3 +60,17 @@ def test_user_changes_and_roles_rule():
     assert kc.roles_problem(["admin", "service"]) is None
     assert kc.roles_problem([]) and kc.roles_problem("admin") and kc.roles_problem(["a", "a"])
     assert kc.roles_problem(["a", ""]) and kc.roles_problem(["a", 1])
+
+
+def test_merge_auth_profile_then_kwargs_empty_overrides_nothing():
+    keys = ("auth_url", "username", "password", "project_name", "region")
+    auth, missing = kc.merge_auth(keys, {"region": "R1"}, {"username": "admin", "password": "p", "region": ""},
+                                  {"username": "", "auth_url": "http://h:5000/v3", "other": 1})
+    assert auth == {"region": "R1", "username": "admin", "password": "p", "auth_url": "http://h:5000/v3"}
+    assert missing == ["project_name"]
+
+
+def test_http_error_wording():
+    assert "rejected the credentials of user 'a'" in kc.http_error(401, "GET", "u", "http://k/v3", "user 'a'", "x")
+    assert "HTTP 403, needs the admin role" in kc.http_error(403, "POST", "u", "k", "user 'a'", "")
+    assert kc.http_error(500, "GET", "http://k/v3/x", "k", "w", "boom") == "GET http://k/v3/x: HTTP 500: boom"
