@@ -62,7 +62,11 @@ class Nodes:
                 # container, where glance_ha.service has no service manager to ask). The controller's
                 # daemons are started like on a sysvinit machine (init scripts through invoke-rc.d,
                 # rc.d links: start_packaged_glance), so it says so.
-                "grains": {"init": "sysvinit"}}
+                "grains": {"init": "sysvinit"},
+                # The controllers share the host's /usr, whose systemctl (a sysvinit controller has
+                # none) makes Salt load systemd_service as `service` in "offline" mode, where
+                # service.dead does nothing; debian_service is what a sysvinit Debian loads.
+                "providers": {"service": "debian_service"}}
 
     def _corosync_conf(self) -> str:
         nodes = "".join(f"  node {{\n    ring0_addr: {self.node_addr(n)}\n    name: {self.node_name(n)}\n"
