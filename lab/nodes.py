@@ -65,8 +65,8 @@ class Nodes:
                 "grains": {"init": "sysvinit"},
                 # The controllers share the host's /usr, whose systemctl (a sysvinit controller has
                 # none) makes Salt load systemd_service as `service` in "offline" mode, where
-                # service.dead does nothing; debian_service is what a sysvinit Debian loads.
-                "providers": {"service": "debian_service"}}
+                # service.dead does nothing; without it Salt loads debian_service, as on sysvinit.
+                "disable_modules": ["systemd_service"]}
 
     def _corosync_conf(self) -> str:
         nodes = "".join(f"  node {{\n    ring0_addr: {self.node_addr(n)}\n    name: {self.node_name(n)}\n"
