@@ -150,6 +150,9 @@ def test_highstate_before_a_dc_is_elected_waits_then_succeeds(lab, baseline):
     try:
         for n in lab.node_range:
             lab.exec(n, ["pacemakerd", "--shutdown"], timeout=120)
+        for n in lab.node_range:   # a pacemakerd started before the old one exited would quit at once
+            wait_for(f"pacemakerd gone on {lab.node_name(n)}",
+                     lambda n=n: lab.exec(n, ["pgrep", "-x", "pacemakerd"], check=False).returncode != 0, 90)
         for n in lab.node_range:
             start_pacemaker(lab, n)
         wait_for("the CIB answers on every controller", lambda: all(
