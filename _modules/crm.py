@@ -41,6 +41,8 @@ TOOL_TIMEOUT = 60
 # Right after the cluster starts, the controllers elect a DC within seconds (election timeout 2 min
 # at most by default, dc-deadtime 20 s); the writer election waits this long for one.
 DC_WAIT = 60
+# crmadmin -D blocks (up to its own 30 s) while the controller is down or restarting.
+DC_QUERY_TIMEOUT = 10
 # crmadmin -D's answer while no DC is elected (Pacemaker 2.1: crm_str(NULL); 2.1.7+: pcmk__s).
 _NO_DC = {"<null>", "(null)", "null", "none", "not yet elected", ""}
 
@@ -79,11 +81,11 @@ def _run(args, stdin=None, timeout=TOOL_TIMEOUT, secrets=(), extra=()):
     return proc.returncode, proc.stdout, _mask(err, secrets, extra)
 
 
-def _answer(args, allowed=None):
-    """The one-line answer (str) of a cluster query tool; CrmError if it fails or says something
-    else than one of ``allowed``."""
+def _answer(args, allowed=None, rcs=(0,)):
+    """The one-line answer (str) of a cluster query tool; CrmError if it exits with a code not in
+    ``rcs`` or says something else than one of ``allowed``."""
     rc, out, err = _run(args, timeout=30)
-    if rc != 0 or (allowed and out.strip() not in allowed):
+    if rc not in rcs or (allowed and out.strip() not in allowed):
         raise CrmError(f"{' '.join(args)} failed (rc={rc}): {err or out.strip()}")
     return out.strip()
 
@@ -260,7 +262,7 @@ def node_name():
 def dc():
     """
     The name (str) of the cluster's Designated Controller (``crmadmin -D``), or None if there is
-    none (not elected yet, no cluster, or ``CIB_file`` set).
+    none (not elected yet, the controller not answering within 10 s, no cluster, or ``CIB_file``).
 
     CLI Example:
 
@@ -270,7 +272,10 @@ def dc():
     """
     if os.environ.get("CIB_file"):
         return None
-    rc, out, _err = _run(["crmadmin", "-D"], timeout=30)
+    try:
+        rc, out, _err = _run(["crmadmin", "-D"], timeout=DC_QUERY_TIMEOUT)
+    except CrmError:    # no answer: the controller is starting, or restarting after a failure
+        return None
     match = re.search(r"Designated Controller is:[ \t]*(.*)", out)
     if rc != 0 or not match or match.group(1).strip().lower() in _NO_DC:
         return None
@@ -289,7 +294,8 @@ def has_quorum():
     """
     if os.environ.get("CIB_file"):
         return True
-    return _answer(["crm_node", "-q"], ("0", "1")) == "1"
+    # Without quorum crm_node -q prints 0 and exits with 106 (CRM_EX_QUORUM, "requires quorum").
+    return _answer(["crm_node", "-q"], ("0", "1"), rcs=(0, 106)) == "1"
 
 
 def is_dc():
@@ -318,8 +324,9 @@ def writer_status(writer="", dc_wait=DC_WAIT):
     - ``writer`` '': the Pacemaker DC writes (``crmadmin -D`` vs ``crm_node -n``), and only while
       its partition has quorum (``crm_node -q``); a node without quorum never writes.
 
-    With no DC elected yet (right after the cluster starts), it asks again every 2 s for at most
-    ``dc_wait`` seconds (default 60), then raises CrmError saying so.
+    With no DC elected yet (right after the cluster starts, or while the controller restarts), it
+    asks again every 2 s for ``dc_wait`` seconds (default 60; plus at most one 10 s query), then
+    raises CrmError saying so.
 
     ``reason`` says which rule decided, for a state comment.
 

@@ -130,6 +130,8 @@ def _read(path):
 
 
 class Node:
+    corosync = COROSYNC
+
     def __init__(self, tmp):
         self.dir = str(tmp)
         self.netns = f"crm{secrets.token_hex(3)}-n1"
@@ -142,7 +144,7 @@ class Node:
         shutil.chown(os.path.join(self.dir, "log"), "hacluster", "haclient")
         os.chmod(os.path.join(self.dir, "log"), 0o770)
         with open(os.path.join(self.dir, "etc-corosync", "corosync.conf"), "w", encoding="utf-8") as handle:
-            handle.write(COROSYNC)
+            handle.write(self.corosync)
         with open(os.path.join(self.dir, "hosts"), "w", encoding="utf-8") as handle:
             handle.write(f"127.0.0.1 localhost\n{NODE_IP} node1\n")
         shutil.copyfile(STANDIN, os.path.join(self.dir, "ocf", "openstack", "glance-api"))
@@ -214,17 +216,21 @@ class Node:
         subprocess.run(["ip", "netns", "del", self.netns], capture_output=True, check=False)
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory):
+def _running(cls, tmp_path_factory, name):
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
-    the_node = Node(tmp_path_factory.mktemp("crmnode"))
+    the_node = cls(tmp_path_factory.mktemp(name))
     try:
         the_node.start()
         yield the_node
     finally:
         the_node.stop()
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    yield from _running(Node, tmp_path_factory, "crmnode")
 
 
 @pytest.fixture(scope="module")
@@ -310,44 +316,50 @@ def test_live_cluster_apply_rerun_and_restart(node, modules):
     assert ret.result is True and ret.changes == {} and "not active on this node" in ret.comment
 
 
-def test_writer_rules_live(node, loaders, modules):
-    """The writer election on the live node: a DC whose partition lost quorum never writes (and says so);
-    right after its controller restarts there is no DC, and the election waits for the new one."""
-    def fresh():
-        loaders.context.pop("crm.writer", None)     # writer_status caches its answer for one run
+class MinorityNode(Node):
+    """A partition that holds 1 of 2 expected votes: it elects its own DC but has no quorum."""
+    corosync = COROSYNC.replace("provider: corosync_votequorum", "provider: corosync_votequorum\n    expected_votes: 2")
 
-    before = node.run("cibadmin", "--query", "--xpath", "/cib", "--no-children").stdout
-    node.run("corosync-quorumtool", "-e", "2")       # a minority partition: 1 vote of 2 expected
-    try:
-        deadline = time.monotonic() + 30
-        while node.run("crm_node", "-q", check=False).stdout.strip() != "0" and time.monotonic() < deadline:
-            time.sleep(0.3)
-        assert modules.crm.has_quorum() is False
-        assert modules.crm.dc() == "node1"           # still the DC of its own partition
-        fresh()
-        assert modules.crm.writer_status("") == {
-            "writer": False, "reason": "this node (node1) is in a partition without quorum: it never writes"}
-        changed = SLS.replace("resource-stickiness: 100", "resource-stickiness: 200")
-        res = apply(modules, changed)["cib"]
-        assert res.result is True and res.changes == {}
-        assert "Not the writer (this node (node1) is in a partition without quorum" in res.comment
-        decision = modules.glance_ha.writer("", what="glance's database")
-        assert decision["write"] is False and "without quorum" in decision["comment"]
-        after = node.run("cibadmin", "--query", "--xpath", "/cib", "--no-children").stdout
-        assert ET.fromstring(before).get("epoch") == ET.fromstring(after).get("epoch"), "written without quorum"
-    finally:
-        node.run("corosync-quorumtool", "-e", "1")
-    deadline = time.monotonic() + 30
-    while node.run("crm_node", "-q", check=False).stdout.strip() != "1" and time.monotonic() < deadline:
-        time.sleep(0.3)
 
-    # no DC: the controller (pacemakerd respawns it) is killed; the election is waited for, bounded
+@pytest.fixture(scope="module")
+def minority(tmp_path_factory):
+    yield from _running(MinorityNode, tmp_path_factory, "crmminority")
+
+
+def test_writer_waits_for_a_new_dc(node, loaders, modules):
+    """Right after the controller (re)starts there is no DC: the election is waited for, bounded."""
     (pid,) = node.run("pidof", "pacemaker-controld").stdout.split()
-    node.run("kill", "-9", pid)
+    node.run("kill", "-9", pid)                      # pacemakerd respawns it; a new election follows
     assert modules.crm.dc() is None
-    fresh()
+    loaders.context.pop("crm.writer", None)          # writer_status caches its answer for one run
     start = time.monotonic()
     status = modules.crm.writer_status("", dc_wait=60)
     waited = time.monotonic() - start
     assert status == {"writer": True, "reason": "the writer is the DC, node1, which has quorum"}, status
     assert 0 < waited < 60
+
+
+def test_minority_partition_never_writes(minority, loaders, tmp_path, monkeypatch):
+    """The DC of a partition without quorum never writes: the crm state and glance_ha.writer say so and the
+    CIB stays as it was."""
+    minority.shims(str(tmp_path / "shims"))
+    monkeypatch.setenv("PATH", f"{tmp_path / 'shims'}:{os.environ['PATH']}")
+    monkeypatch.delenv("CIB_file", raising=False)
+    loaders.reset_state()
+    modules = loaders.modules
+    try:
+        assert minority.run("crm_node", "-q", check=False).stdout.strip() == "0"   # exit 106
+        assert modules.crm.has_quorum() is False
+        assert modules.crm.dc() == "node1"
+        assert modules.crm.writer_status("") == {
+            "writer": False, "reason": "this node (node1) is in a partition without quorum: it never writes"}
+        before = minority.run("cibadmin", "--query", "--xpath", "/cib", "--no-children").stdout
+        res = apply(modules, SLS)["cib"]
+        assert res.result is True and res.changes == {}
+        assert "Not the writer (this node (node1) is in a partition without quorum" in res.comment
+        decision = modules.glance_ha.writer("", what="glance's database")
+        assert decision["write"] is False and "without quorum" in decision["comment"]
+        after = minority.run("cibadmin", "--query", "--xpath", "/cib", "--no-children").stdout
+        assert ET.fromstring(before).get("epoch") == ET.fromstring(after).get("epoch"), "written without quorum"
+    finally:
+        loaders.reset_state()

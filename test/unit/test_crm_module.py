@@ -34,7 +34,8 @@ def test_writer_status(crm, monkeypatch):
 # --------------------------------------------------------------------------- the writer rules
 # The Pacemaker tools' own answers (Pacemaker 2.1.5, this machine's): `crmadmin -D` prints
 # "Designated Controller is: <name>", or crm_str(NULL) = "<null>" while none is elected (newer releases:
-# "not yet elected"); `crm_node -n` the node name; `crm_node -q` 1 or 0. Stand-ins on PATH print them, so
+# "not yet elected"), and blocks while the controller restarts; `crm_node -n` the node name; `crm_node -q`
+# 1, or 0 with exit code 106. Stand-ins on PATH print them, so
 # the real tool runner (_run) is exercised.
 @pytest.fixture
 def tools(tmp_path, monkeypatch):
@@ -42,7 +43,9 @@ def tools(tmp_path, monkeypatch):
     answers.mkdir()
     for tool in ("crmadmin", "crm_node"):
         script = tmp_path / tool
-        script.write_text(f'#!/bin/sh\nf="{answers}/{tool}$1"\n[ -f "$f" ] || exit 102\ncat "$f"\n')
+        # crm_node -q exits 106 when it prints 0 (no quorum), as the real one does
+        script.write_text(f'#!/bin/sh\nf="{answers}/{tool}$1"\n[ -f "$f" ] || exit 102\ncat "$f"\n'
+                          '[ "$1" = -q ] && [ "$(cat "$f")" = 0 ] && exit 106\nexit 0\n')
         script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
 
@@ -87,3 +90,13 @@ def test_dc_elected_during_the_wait(crm, tools):
         assert crm.writer_status("", dc_wait=10)["writer"] is True
     finally:
         later.cancel()
+
+
+def test_controller_not_answering_is_no_dc(crm, tools, tmp_path, monkeypatch):
+    hang = tmp_path / "hang"
+    hang.mkdir()
+    (hang / "crmadmin").write_text("#!/bin/sh\nexec sleep 60\n")
+    (hang / "crmadmin").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{hang}:{os.environ['PATH']}")
+    monkeypatch.setattr(crm, "DC_QUERY_TIMEOUT", 1)
+    assert crm.dc() is None
