@@ -3,6 +3,8 @@
 # make check  - lint + unit + functional tests, without the lab (test/ha): the loop before a commit
 # make lint   - salt-lint, yamllint, ruff only; needs only the linters (scripts/bootstrap --lint)
 # make bench  - the benchmarks in bench/ (print tables)
+# make tempest - tempest's image API tests on a lab of its own, through both VIPs (lab/tempest.py);
+#               TEMPEST_ARGS=--attach runs them on a lab kept by `make demo DEMO_ARGS=--keep`
 #
 # The fast loop while editing (after one `make test` or `scripts/bootstrap`):
 #   make lint                                                     # seconds, no root
@@ -13,7 +15,7 @@
 SHELL := /bin/bash
 PYTEST_ARGS ?=
 
-.PHONY: test check demo lint bench bootstrap
+.PHONY: test check demo lint bench bootstrap tempest
 bootstrap:
 	scripts/bootstrap
 
@@ -32,3 +34,6 @@ demo: bootstrap
 
 bench: bootstrap
 	for b in bench/bench_*.py; do scripts/sandbox .venv/bin/python $$b || exit 1; done
+
+tempest: bootstrap
+	PYTHONWARNINGS=ignore::DeprecationWarning .venv/bin/python -m lab.tempest $(TEMPEST_ARGS)

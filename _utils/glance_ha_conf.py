@@ -81,9 +81,6 @@ def sections(cfg):
     name = store_name(store["backend"])
     conf = {
         "DEFAULT": {
-            "bind_host": _bind_host(cfg["vip"]),
-            "bind_port": cfg["api"]["port"],
-            "workers": cfg["api"]["workers"],
             "enabled_backends": f"{name}:{store['backend']}",
             "enabled_import_methods": "[" + ",".join(IMPORT_METHODS) + "]",
             "worker_self_reference_url": cfg["endpoints"]["internal"],
@@ -149,10 +146,3 @@ def _log_options(log):
         return {"use_syslog": True, "syslog_log_facility": log["syslog_facility"]}
     return {"log_file": log["file"]}
 
-
-def _bind_host(vip):
-    """The internal VIP; with a second (public) VIP, every address, so glance answers on both (it
-    has a single bind_host, and only the active node holds the VIPs)."""
-    if not vip["public"]:
-        return vip["internal"]
-    return "::" if ":" in vip["internal"] + vip["public"] else "0.0.0.0"

@@ -535,6 +535,13 @@ def _derive_all(cfg):
     eps["internal"] = eps.get("internal") or base_internal
     eps["admin"] = eps.get("admin") or base_internal
     eps["public"] = eps.get("public") or base_public
+    # The WSGI server's listen address (the agent's bind_host; glance 33 has no such option): the
+    # internal VIP; with a second (public) VIP every address, so glance answers on both (only the
+    # active node holds the VIPs).
+    if vip["public"]:
+        cfg["api"]["bind_host"] = "::" if ":" in vip["internal"] + vip["public"] else "0.0.0.0"
+    else:
+        cfg["api"]["bind_host"] = vip["internal"]
     cfg["conf"] = conf.sections(cfg)
     return cfg
 

@@ -1,11 +1,12 @@
 {#- The lab's glance_ha pillar. Addresses and passwords are not in the repo: lab/provision.py writes them
     for each run to <run dir>/pillar/lab_run.yaml (0600), which is imported here. The services run in
     the svc namespace (MariaDB 3306, RabbitMQ 5672, Keystone 5000 on one address); glance 33 comes from
-    pip (.venv-os) and runs under gunicorn, so the formula installs no package (lookup:pkgs []). Debian's
-    glance-api (glance 25) is installed all the same (scripts/bootstrap, on the host the controllers share)
-    and started in every controller before the first highstate: glance_ha.service stops and disables it
-    (lookup:service, Debian's default glance-api). The controllers start bare: glance_ha.db creates the
-    database and its account with the MariaDB administrator account the lab made (database:create). #}
+    pip (.venv-os) and runs under gunicorn (or Debian's uwsgi when lab_run.yaml says wsgi_server: uwsgi),
+    so the formula installs no package (lookup:pkgs []). Debian's glance-api (glance 25) is installed all
+    the same (scripts/bootstrap, on the host the controllers share) and started in every controller before
+    the first highstate: glance_ha.service stops and disables it (lookup:service, Debian's default
+    glance-api). The controllers start bare: glance_ha.db creates the database and its account with the
+    MariaDB administrator account the lab made (database:create). #}
 {%- import_yaml 'lab_run.yaml' as run %}
 glance_ha:
   vip:
@@ -58,5 +59,12 @@ glance_ha:
     pkgs: []
     glance_manage: {{ run.venv_os }}/bin/glance-manage
     agent_params:
+{%- if run.get('wsgi_server') == 'uwsgi' %}
+      # Debian's uwsgi with the venv as its Python home (both use Debian's python3)
+      server: uwsgi
+      server_binary: /usr/bin/uwsgi
+      server_options: --plugin python3 --virtualenv {{ run.venv_os }}
+{%- else %}
       server: gunicorn
       server_binary: {{ run.gunicorn }}
+{%- endif %}

@@ -1,15 +1,21 @@
 """The project's OCF agent (glance_ha/files/glance-api) against real glance, MariaDB and Keystone.
 
-Everything is real: ocf-tester and xmllint from resource-agents, glance 33 under gunicorn (the
-OpenStack venv), Debian's glance 25 classic daemon (and under Debian's uwsgi), MariaDB and Keystone
-from test/plugins/services.py. The agent runs straight from the checkout with OCF_ROOT=/usr/lib/ocf.
+Everything is real: ocf-tester and xmllint from resource-agents, glance 33 under gunicorn and under
+Debian's uwsgi (the OpenStack venv), Debian's glance 25 classic daemon (and under Debian's uwsgi),
+MariaDB and Keystone from test/plugins/services.py. The agent runs straight from the checkout with OCF_ROOT=/usr/lib/ocf.
 
 Every instance gets its own config dir, random loopback port and PID file under one module work dir
 (/tmp/gocf-*, traversable so that the glance user can read its config). The PID file is always given
-explicitly: the default ($HA_RSCTMP=/run/resource-agents) is outside the sandbox's overlays.
+explicitly: the default ($HA_RSCTMP=/run/resource-agents) is outside the sandbox's overlays. So is
+the log file (under the instance's dir, created by the agent for the glance user). glance-api.conf
+holds no listen options: the agent gives bind_host, bind_port and workers to the server (to
+glance 25's daemon in a second config file).
 """
 
 import contextlib
+import hashlib
+import http.client
+import json
 import os
 import pwd
 import secrets
@@ -201,7 +207,7 @@ def creds_file(workdir, keystone_users, secrets_for_glance):
     return path
 
 
-def write_glance_conf(confdir, port, db_url, keystone, service_password, paste_ini, gid):
+def write_glance_conf(confdir, db_url, keystone, service_password, paste_ini, gid, default_backend="fs"):
     """glance-api.conf as notes/openstack-services.md "Key config": file store, notifications off."""
     confdir.mkdir(parents=True)
     run = confdir.parent / "run"
@@ -212,14 +218,11 @@ def write_glance_conf(confdir, port, db_url, keystone, service_password, paste_i
     shutil.copy(paste_ini, confdir / "glance-api-paste.ini")
     conf = confdir / "glance-api.conf"
     conf.write_text(f"""[DEFAULT]
-bind_host = 127.0.0.1
-bind_port = {port}
-workers = 1
 enabled_backends = fs:file
 [database]
 connection = {db_url}
 [glance_store]
-default_backend = fs
+default_backend = {default_backend}
 [fs]
 filesystem_store_datadir = {run}/images/
 [os_glance_staging_store]
@@ -283,7 +286,7 @@ def databases(mariadb, secrets_for_glance, keystone_users, workdir, glance_gid):
             pw = secrets_for_glance[f"db{kind[1:]}"]
             mariadb.create_database(name, name, pw)
             urls[kind] = f"mysql+pymysql://{name}:{pw}@{mariadb.host}:{mariadb.port}/{name}"
-            conf = write_glance_conf(workdir / f"dbsync-{kind}" / "etc", free_port(), urls[kind], keystone_users,
+            conf = write_glance_conf(workdir / f"dbsync-{kind}" / "etc", urls[kind], keystone_users,
                                      secrets_for_glance["service"], KINDS[kind][1], glance_gid)
             log = stack.enter_context(open(workdir / f"dbsync-{kind}.log", "w"))
             procs[kind] = subprocess.Popen([str(KINDS[kind][0]), "--config-file", str(conf), "db_sync"],
@@ -330,22 +333,29 @@ class Instances:
         self.gid, self.gunicorn_runner, self.creds = gid, gunicorn_runner, creds
         self.made = []
 
-    def new(self, name, kind="g33", server=None, **extra):
-        """OCF parameters of a new instance. kind g33 = glance 33 under gunicorn; g25 = Debian's
-        glance 25 classic daemon; g25 with server=uwsgi = glance 25 under Debian's uwsgi."""
+    def new(self, name, kind="g33", server=None, default_backend="fs", **extra):
+        """OCF parameters of a new instance. kind g33 = glance 33 under gunicorn (server=uwsgi: under
+        Debian's uwsgi with the venv as its Python home); g25 = Debian's glance 25 classic daemon
+        (server left to its default); g25 with server=uwsgi = glance 25 under Debian's uwsgi."""
         reason = kind_missing(kind)
         need(reason is None and kind in self.databases, reason or f"no {kind} database")
         port = free_port()
         base = self.workdir / name
-        conf = write_glance_conf(base / "etc", port, self.databases[kind], self.keystone, self.service_password,
-                                 KINDS[kind][1], self.gid)
-        params = {"_name": name, "_port": port, "config": str(conf), "pid": str(base / "run" / "glance-api.pid")}
-        if kind == "g33":
+        conf = write_glance_conf(base / "etc", self.databases[kind], self.keystone, self.service_password,
+                                 KINDS[kind][1], self.gid, default_backend)
+        params = {"_name": name, "_port": port, "config": str(conf), "pid": str(base / "run" / "glance-api.pid"),
+                  "bind_host": "127.0.0.1", "bind_port": port, "workers": 1,
+                  "logfile": str(base / "log" / "glance-api-server.log")}
+        if server == "uwsgi":
+            need(DEB_UWSGI.exists() and Path("/usr/lib/uwsgi/plugins/python3_plugin.so").exists(),
+                 "Debian uwsgi-core + uwsgi-plugin-python3 not installed")
+        if kind == "g33" and server == "uwsgi":
+            params.update(server="uwsgi", server_binary=str(DEB_UWSGI),
+                          server_options=f"--plugin python3 --virtualenv {OS_VENV}")
+        elif kind == "g33":
             server_binary, user = self.gunicorn_runner
             params.update(server="gunicorn", server_binary=server_binary, user=user)
         elif server == "uwsgi":
-            need(DEB_UWSGI.exists() and Path("/usr/lib/uwsgi/plugins/python3_plugin.so").exists(),
-                 "Debian uwsgi-core + uwsgi-plugin-python3 not installed")
             # glance 25 has no glance.wsgi.api module yet: a two-line WSGI module
             pydir = base / "py"
             pydir.mkdir()
@@ -413,7 +423,9 @@ def test_meta_data_is_valid_ra_api_1_xml():
             "credentials_file", "server", "server_binary", "wsgi_app", "server_options"}
     assert upstream | ours <= set(params)
     assert params["monitor_level"].find("content").get("default") == "http"
-    assert params["server"].find("content").get("default") == "daemon"
+    assert params["server"].find("content").get("default") == ""       # follows the installed glance
+    assert {"bind_host", "bind_port", "workers", "logfile"} <= set(params)
+    assert params["logfile"].find("content").get("default") == "/var/log/glance/glance-api-server.log"
     assert params["credentials_file"].find("content").get("default") == "/etc/glance/ocf-credentials"
     assert params["wsgi_app"].find("content").get("default") == "glance.wsgi.api:application"
     assert "Discouraged" in params["os_password"].find("longdesc").text
@@ -556,6 +568,11 @@ def test_kill_9_then_monitor_not_running_and_recovery(instances, kind):
     pid = read_pid(params)
     if kind == "g25":   # the classic daemon runs as the glance user, through setpriv
         assert "glance-api" in cmdline(pid) and proc_stat(pid)[2] == pwd.getpwnam("glance").pw_uid
+        # server left unset: glance 25 still has its standalone server; the listen parameters
+        # reach it in a second config file
+        listen = Path(params["pid"]).with_name("glance-api.listen.conf")
+        assert f"--config-file {listen}" in cmdline(pid)
+        assert listen.read_text() == f"[DEFAULT]\nbind_host = 127.0.0.1\nbind_port = {params['_port']}\nworkers = 1\n"
         assert "Umask:\t0027" in Path(f"/proc/{pid}/status").read_text()
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 5
@@ -607,20 +624,112 @@ def test_uwsgi_mode_glance25(instances):
     assert session_members(pid) == []
 
 
+# ------------------------------------------------------------------------------------------------
+# glance's output: never discarded
+
+START_LINE = "glance-api resource agent: main PID"
+
+
+def test_a_glance_error_is_found_in_the_logfile(instances):
+    """A deliberate glance error (an unknown default store: glance refuses to load) fails the start,
+    and what glance wrote is in logfile, after the line of this very start."""
+    params = instances.new("badstore", default_backend="no-such-store")
+    log = Path(params["logfile"])
+    assert not log.parent.exists()                      # the agent creates it for the user
+    result = run_agent("start", params, timeout=60)
+    assert result.returncode == OCF_ERR_GENERIC, describe(result)
+    assert f"see {log}" in result.stderr
+    text = log.read_text()
+    starts = [line for line in text.splitlines() if START_LINE in line]
+    assert len(starts) == 1 and "glance.wsgi.api:application" in starts[0]
+    assert "Store for identifier no-such-store not found" in text[text.index(starts[0]):]
+    owner = pwd.getpwnam(params["user"]).pw_uid
+    assert os.stat(log).st_uid == owner and stat.S_IMODE(os.stat(log).st_mode) == 0o640
+    assert os.stat(log.parent).st_uid == owner
+    # a second start appends: both runs are there, the second after the first
+    run_agent("start", params, timeout=60)
+    assert log.read_text().startswith(text) and log.read_text().count(START_LINE) == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# a chunked upload as Nova sends snapshots, through each WSGI server
+
+CHUNK = 4 * 1024 * 1024           # above uwsgi's default chunked-input-limit (1 MiB)
+UPLOAD = 256 * 1024 * 1024
+
+
+@pytest.mark.parametrize("server", ["gunicorn", "uwsgi"])
+def test_chunked_upload_of_256_mib(instances, keystone_users, server):
+    """256 MiB with Transfer-Encoding: chunked in 4 MiB chunks, generated while sent (nothing on
+    disk but glance's own copy), downloaded back with the same sha256."""
+    params = instances.new(f"chunk-{server}", kind="g33", server=server, workers=2)
+    result = run_agent("start", params, timeout=90)
+    assert result.returncode == OCF_SUCCESS, describe(result)
+    pid = read_pid(params)
+    text = Path(params["logfile"]).read_text()
+    assert f"{START_LINE} {pid}:" in text, text[-2000:]
+    headers = {"X-Auth-Token": keystone_users.token()}
+    conn = http.client.HTTPConnection("127.0.0.1", params["_port"], timeout=300)
+
+    def call(method, path, body=None, extra=None):
+        conn.request(method, path, body=body, headers={**headers, **(extra or {})})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+
+    status, body = call("POST", "/v2/images", json.dumps({"name": f"chunked-{server}", "disk_format": "raw",
+                                                            "container_format": "bare"}),
+                        {"Content-Type": "application/json"})
+    assert status == 201, body
+    image = json.loads(body)["id"]
+    sent = hashlib.sha256()
+    seed = os.urandom(CHUNK)
+
+    def chunks():
+        for i in range(UPLOAD // CHUNK):
+            data = i.to_bytes(8, "big") + seed[8:]
+            sent.update(data)
+            yield data
+
+    try:
+        status, body = call("PUT", f"/v2/images/{image}/file", chunks(),
+                            {"Content-Type": "application/octet-stream"})
+        assert status == 204, body
+        status, body = call("GET", f"/v2/images/{image}")
+        assert status == 200 and json.loads(body)["status"] == "active" and json.loads(body)["size"] == UPLOAD
+        conn.request("GET", f"/v2/images/{image}/file", headers=headers)
+        resp = conn.getresponse()
+        assert resp.status == 200
+        got, size = hashlib.sha256(), 0
+        while data := resp.read(1024 * 1024):
+            got.update(data)
+            size += len(data)
+        assert size == UPLOAD and got.hexdigest() == sent.hexdigest()
+    finally:
+        conn.close()
+        conn = http.client.HTTPConnection("127.0.0.1", params["_port"], timeout=60)
+        call("DELETE", f"/v2/images/{image}")
+        conn.close()
+        result = run_agent("stop", params)
+    assert result.returncode == OCF_SUCCESS, describe(result)
+
+
 def test_validate_all_exit_codes(instances, workdir, creds_file):
     good = instances.new("val")
     assert run_agent("validate-all", good).returncode == OCF_SUCCESS
-    bad_conf = workdir / "bad" / "glance-api.conf"
-    bad_conf.parent.mkdir()
-    bad_conf.write_text(Path(good["config"]).read_text().replace(f"bind_port = {good['_port']}",
-                                                                  "bind_port = not-a-port"))
+    (workdir / "bad").mkdir()
     other_name = workdir / "bad" / "api.conf"
     shutil.copy(good["config"], other_name)
+    glance33_api = str(OS_VENV / "bin" / "glance-api")
     cases = {
         "missing server binary": ({"server_binary": "/nonexistent/gunicorn"}, OCF_ERR_INSTALLED),
         "missing daemon binary": ({"server": "daemon", "binary": "/nonexistent/glance-api"}, OCF_ERR_INSTALLED),
         "missing config": ({"config": str(workdir / "nowhere" / "glance-api.conf")}, OCF_ERR_INSTALLED),
-        "bad bind_port": ({"config": str(bad_conf)}, OCF_ERR_CONFIGURED),
+        "bad bind_port": ({"bind_port": "not-a-port"}, OCF_ERR_CONFIGURED),
+        "bad workers": ({"workers": "0"}, OCF_ERR_CONFIGURED),
+        "bad bind_host": ({"bind_host": "10.0.0.1 -x"}, OCF_ERR_CONFIGURED),
+        "relative logfile": ({"logfile": "glance.log"}, OCF_ERR_CONFIGURED),
+        "daemon on a glance without a standalone server": ({"server": "daemon", "binary": glance33_api},
+                                                           OCF_ERR_CONFIGURED),
         "WSGI config not named glance-api.conf": ({"config": str(other_name)}, OCF_ERR_CONFIGURED),
         "unknown user": ({"user": "no-such-user-x"}, OCF_ERR_INSTALLED),
         "bad monitor_level": ({"monitor_level": "deep"}, OCF_ERR_CONFIGURED),
@@ -636,8 +745,13 @@ def test_validate_all_exit_codes(instances, workdir, creds_file):
         result = run_agent("validate-all", dict(good, **override))
         assert result.returncode == rc, f"{what}: {describe(result)}"
         assert "ocf-exit-reason:" in result.stderr, what
+    result = run_agent("validate-all", dict(good, server="daemon", binary=glance33_api))
+    assert "glance 33" in result.stderr and "Standalone glance-api is no longer supported" in result.stderr
+    # an unset server follows the installed glance: glance 33 -> the WSGI server (gunicorn)
+    result = run_agent("validate-all", dict(good, server="", binary=glance33_api))
+    assert result.returncode == OCF_SUCCESS, describe(result)
     # the same errors stop a start before anything runs
-    result = run_agent("start", dict(good, config=str(bad_conf)))
+    result = run_agent("start", dict(good, bind_port="not-a-port"))
     assert result.returncode == OCF_ERR_CONFIGURED and not Path(good["pid"]).exists()
 
 

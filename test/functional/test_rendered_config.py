@@ -1,7 +1,9 @@
 """The glance-api.conf that glance_ha.config renders works for real: the formula's OCF agent starts glance
-33 under gunicorn with it, against the session's MariaDB, Keystone and RabbitMQ, and the image API answers
-200 to a Keystone token through it; an image round-trips with the same checksum."""
+33 under gunicorn with it and with the p_glance-api parameters glance_ha.cluster renders (listen address,
+port and workers), against the session's MariaDB, Keystone and RabbitMQ, and the image API answers 200 to
+a Keystone token through it; an image round-trips with the same checksum."""
 
+import copy
 import hashlib
 import json
 import os
@@ -40,8 +42,20 @@ def glance_pillar(mariadb, keystone, rabbitmq):
         "endpoints": {"manage": False},
         # pip glance 33 keeps its paste pipeline in the venv, not in /etc/glance.
         "config": {"paste_deploy": {"config_file": str(OS_VENV / "etc/glance/glance-api-paste.ini")}},
-        "lookup": {"pkgs": []},
+        "lookup": {"pkgs": [], "agent_params": {"server": "gunicorn",
+                                                "server_binary": str(OS_VENV / "bin/gunicorn")}},
     }}
+
+
+def rendered_params(modules, pillar):
+    """The parameters of p_glance-api as glance_ha.cluster renders them (rendered only, not applied)."""
+    data = copy.deepcopy(pillar)
+    data["glance_ha"]["cluster"]["manage"] = True
+    shown = modules.state.show_sls("glance_ha.cluster", pillar=data)
+    assert isinstance(shown, dict), shown
+    args = shown["glance_ha-cluster"]["crm"]
+    objects = next(arg["objects"] for arg in args if isinstance(arg, dict) and "objects" in arg)
+    return next(obj["params"] for obj in objects if obj.get("primitive") == "p_glance-api")
 
 
 def agent(action, **params):
@@ -65,8 +79,16 @@ def running_glance(loaders, glance_pillar):
     sync = subprocess.run([str(OS_VENV / "bin/glance-manage"), "--config-file", CONF, "db_sync"],
                           capture_output=True, text=True, timeout=300, check=False)
     assert sync.returncode == 0, sync.stderr[-2000:]
-    params = {"config": CONF, "server": "gunicorn", "server_binary": OS_VENV / "bin/gunicorn",
-              "monitor_level": "api", "credentials_file": "/etc/glance/ocf-credentials"}
+    params = rendered_params(modules, glance_pillar)
+    api = glance_pillar["glance_ha"]["api"]
+    # every address: the test minion's own pillar (pillar.example) adds a public VIP
+    assert params.pop("bind_host") == "0.0.0.0"
+    assert params == {"config": CONF, "server": "gunicorn", "server_binary": str(OS_VENV / "bin/gunicorn"),
+                      "monitor_level": "api", "credentials_file": "/etc/glance/ocf-credentials",
+                      "bind_port": api["port"], "workers": api["workers"]}
+    params = rendered_params(modules, glance_pillar)
+    text = Path(CONF).read_text()
+    assert "bind_host" not in text and "bind_port" not in text and "\nworkers" not in text
     start = agent("start", **params)
     try:
         assert start.returncode == 0, start.stdout + start.stderr
@@ -102,6 +124,17 @@ def test_rendered_config_serves_images(running_glance, keystone):
     status, data = http("GET", f"{base}/v2/images/{image}/file", token)
     assert status == 200 and hashlib.sha256(data).hexdigest() == hashlib.sha256(payload).hexdigest()
     assert os.path.exists(f"/var/lib/glance/images/{image}")
+
+
+def test_glance_output_is_logged(running_glance):
+    """The agent's default logfile holds the start line of the running main process and gunicorn's own
+    start-up lines; glance's own log goes to glance_ha:log's file."""
+    assert running_glance
+    pid = Path(RSCTMP, "p_glance-api.pid").read_text().split()[0]
+    text = Path("/var/log/glance/glance-api-server.log").read_text()
+    assert f"glance-api resource agent: main PID {pid}:" in text
+    assert "Listening at: http://127.0.0.1:" in text[text.index(f"main PID {pid}:"):]
+    assert Path("/var/log/glance/glance-api.log").stat().st_size > 0
 
 
 def test_stopped_glance_is_not_running(running_glance):

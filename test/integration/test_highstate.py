@@ -48,7 +48,7 @@ def test_highstate_cycle(salt_cli, salt_minion, set_pillar, highstate_top, examp
 
     dry = state_results(salt_cli.run("state.highstate", "test=True", minion_tgt=salt_minion.id))
     assert dry["glance_ha-config-file"]["result"] is None
-    assert "+bind_host = " in dry["glance_ha-config-file"]["changes"]["diff"]
+    assert "+worker_self_reference_url = " in dry["glance_ha-config-file"]["changes"]["diff"]
     assert dry["glance_ha-agent"]["result"] is None
     assert not os.path.exists(CONF) and not os.path.exists(AGENT), "test=True wrote files"
 
@@ -59,9 +59,9 @@ def test_highstate_cycle(salt_cli, salt_minion, set_pillar, highstate_top, examp
     assert os.stat(AGENT).st_mode & 0o7777 == 0o755
     assert os.stat(CONF).st_mode & 0o7777 == 0o640
     bind = Path(CONF).read_text()
-    vip = pillar["glance_ha"]["vip"]
-    want = "0.0.0.0" if vip.get("public") else vip["internal"].split("/")[0]
-    assert f"bind_host = {want}\n" in bind
+    vip = pillar["glance_ha"]["vip"]["internal"].split("/")[0]
+    assert f"worker_self_reference_url = http://{vip}:" in bind
+    assert "bind_host" not in bind      # the agent gives it to the WSGI server
 
     second = state_results(salt_cli.run("state.highstate", minion_tgt=salt_minion.id))
     assert {k: v["changes"] for k, v in second.items() if v["changes"]} == {}

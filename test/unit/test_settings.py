@@ -58,7 +58,7 @@ def errors_of(settings, pillar):
 def test_example_pillar_is_valid(settings, example_pillar):
     cfg = settings(example_pillar["glance_ha"])
     # two VIPs: glance has one bind_host, so it listens on all addresses to answer on both
-    assert cfg["conf"]["DEFAULT"]["bind_host"] == "0.0.0.0"
+    assert cfg["api"]["bind_host"] == "0.0.0.0"
     assert cfg["conf"]["database"]["connection"] == (
         "mysql+pymysql://glance:glance-db-secret@10.0.0.11:3306/glance")
     assert cfg["conf"]["DEFAULT"]["transport_url"] == "rabbit://openstack:rabbit-secret@10.0.0.11:5672/"
@@ -76,12 +76,12 @@ def test_site_override(settings, site_pillar):
     assert cfg["vip"]["internal"] == "192.168.50.20"
     assert cfg["vip"]["internal_netmask"] == 23
     assert cfg["vip"]["public"] == ""
-    assert cfg["conf"]["DEFAULT"]["bind_host"] == "192.168.50.20"
+    assert cfg["api"]["bind_host"] == "192.168.50.20"
     assert cfg["endpoints"] == {"manage": True, "public": "http://images.site.example:9393",
                                 "internal": "http://10.0.0.11:9292", "admin": "http://10.0.0.11:9292",
                                 "service_name": "glance"}
     conf = cfg["conf"]
-    assert conf["DEFAULT"]["bind_port"] == "9393"
+    assert cfg["api"]["port"] == 9393 and "bind_port" not in conf["DEFAULT"]
     # ':', '@', '/', '%' would break the URL, so the password is URL-quoted (and '$' with it).
     assert conf["database"]["connection"] == (
         "mysql+pymysql://glance:p%40ss%3Aw%24rd%2Fwith%25chars@db.site.example:3306/glance")
@@ -102,9 +102,9 @@ def test_endpoints_derive_from_vips(settings, example_pillar):
     pillar["vip"] = {"internal": "2001:db8::11", "cidr_netmask": 64}
     cfg = settings(pillar)
     assert cfg["endpoints"]["public"] == "http://[2001:db8::11]:9999"
-    assert cfg["conf"]["DEFAULT"]["bind_host"] == "2001:db8::11"
+    assert cfg["api"]["bind_host"] == "2001:db8::11"
     pillar["vip"]["public"] = "2001:db8::12"
-    assert settings(pillar)["conf"]["DEFAULT"]["bind_host"] == "::"
+    assert settings(pillar)["api"]["bind_host"] == "::"
 
 
 @pytest.mark.parametrize("override, key, words", [
@@ -257,7 +257,7 @@ def test_lookup_must_be_a_mapping(settings, example_pillar):
 
 def test_mixed_family_vips_bind_everywhere(settings, example_pillar):
     pillar = deep_merge(example_pillar["glance_ha"], {"vip": {"public": "2001:db8::11/64"}})
-    assert settings(pillar)["conf"]["DEFAULT"]["bind_host"] == "::"
+    assert settings(pillar)["api"]["bind_host"] == "::"
 
 
 def test_iso_intervals_and_odd_names(settings, example_pillar):

@@ -40,7 +40,7 @@ def test_cluster_sls_alone_in_test_mode_shows_everything_and_writes_nothing(modu
     assert results[CLUSTER].result is None, results[CLUSTER].comment
     assert results[CLUSTER].changes["p_glance-api"]["new"]["params"] == {
         "config": "/etc/glance/glance-api.conf", "credentials_file": "/etc/glance/ocf-credentials",
-        "monitor_level": "http"}
+        "monitor_level": "http", "bind_host": "0.0.0.0", "bind_port": "9292", "workers": "2"}
     assert "Would write 8 object(s)" in results[CLUSTER].comment
     assert cib.xml() == before
 
@@ -88,7 +88,9 @@ def test_cluster_sls_follows_pillar_changes_in_one_write(modules, cib, pillar):
     results = apply(modules, changed)
     assert results[CLUSTER].changes["p_glance-api"] == {
         "meta": {"migration-threshold": {"old": "3", "new": "5"}},
-        "params": {"monitor_level": {"old": "http", "new": "process"}},
+        # without a public VIP glance listens on the internal one only
+        "params": {"monitor_level": {"old": "http", "new": "process"},
+                   "bind_host": {"old": "0.0.0.0", "new": "198.51.100.10"}},
         "ops": {"monitor-20s": {"interval": {"old": "30s", "new": "20s"}, "timeout": {"old": "30s", "new": "40s"},
                                 "op": {"old": "monitor-30s", "new": "monitor-20s"}}}}
     for obj in ("p_ip_glance-api-public", "col_p_ip_glance-api-public_with_p_ip_glance-api",
@@ -103,7 +105,7 @@ def test_cluster_sls_follows_pillar_changes_in_one_write(modules, cib, pillar):
 def test_config_change_triggers_the_restart_state(modules, cib, pillar):
     apply(modules, pillar)
     changed = copy.deepcopy(pillar)
-    changed["glance_ha"]["api"]["workers"] = 7
+    changed["glance_ha"]["messaging"]["retry"] = 7
     results = apply(modules, changed)
     assert results["glance_ha-config-file"].changes
     restart = results["glance_ha-cluster-restart"]
