@@ -62,6 +62,32 @@ class Demo:
         print(f"    VIPs: internal {lab.vip_internal}, public {lab.vip_public}; run dir {lab.run_dir}")
         return "services up, 3 controllers online, minions connected"
 
+    def bare(self):
+        """What the first highstate starts from: nothing of glance's in the services, Debian's
+        glance-api (started by its init script) on :9292 in every controller."""
+        lab = self.lab
+        dbs = [row[0] for row in lab.db_sql("SHOW DATABASES")]
+        cat = lab.image_catalog()
+        print(f"    MariaDB databases: {', '.join(dbs)}; Keystone image services: {len(cat)}")
+        for n in lab.node_range:
+            print(f"    {lab.node_name(n)} :9292 {self._port(n)}")
+        if "glance" in dbs or cat or not all(lab.port_holders(n, 9292) for n in lab.node_range):
+            raise LabError("the lab is not bare")
+        return "no glance database, no image service; the packaged glance-api listens on every controller"
+
+    def _port(self, n):
+        held = self.lab.port_holders(n, 9292)
+        return "; ".join(f"{h['addr']} by {', '.join(sorted({c for c, _ in h['procs']}))}" for h in held) or "free"
+
+    def packaged_after(self):
+        for n in self.lab.node_range:
+            print(f"    {self.lab.node_name(n)} :9292 {self._port(n)}")
+        held = [n for n in self.lab.node_range if self.lab.port_holders(n, 9292)]
+        if len(held) != 1 or any(c == "glance-api" for h in self.lab.port_holders(held[0], 9292)
+                                 for c, _ in h["procs"]):
+            raise LabError("the packaged glance-api still holds :9292, or more than one node does")
+        return f"the packaged glance-api stopped everywhere; :9292 only on {self.lab.node_name(held[0])}"
+
     def sync(self):
         rc, data = self.lab.salt("ctl*", "saltutil.sync_all", timeout=300)
         if rc != 0 or len(data) != self.lab.nodes:
@@ -176,9 +202,11 @@ class Demo:
         ok = False
         try:
             self.step("Bring the lab up", self.lab_up)
+            self.step("What the first highstate starts from", self.bare)
             self.step("Sync the formula's modules to the minions", self.sync)
             self.step("Apply glance_ha to ctl1, ctl2, ctl3 at once", lambda: self.apply("first"))
             self.step("Cluster state", self.settle)
+            self.step("Who holds :9292 now", self.packaged_after)
             self.step("Apply glance_ha again (expect no changes)", lambda: self.apply("second"))
             self.step("Keystone endpoints", self.endpoints)
             self.step("Image API through the VIPs", self.vips)

@@ -158,6 +158,7 @@ class Lab(Topology, Nodes, Fencing, ServicesNamespace, Probes):
         if wait:
             self._timed("cluster formed", self.wait_cluster)
             self._timed("minions answer", self.wait_minions)
+            self._timed("packaged glance-api listening", self.start_packaged_glance)
             if svc_proc is not None:
                 self._timed("services ready", lambda: self._services_wait(svc_proc))
         self.timings["bring-up total"] = time.monotonic() - t0

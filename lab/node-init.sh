@@ -34,6 +34,10 @@ cow /usr/lib/ocf/resource.d ocf
 # Private runtime state, fresh on every boot.
 mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /run/lock /run/resource-agents /run/crm
+# Runlevel 2 in utmp, as sysvinit records it at boot (`runlevel` says "N 2"): invoke-rc.d starts a
+# service only if the current runlevel's rc.d has its S link, so disabling one keeps it stopped.
+printf '[1] [20018] [~~  ] [runlevel] [~~          ] [] [0.0.0.0        ] [1970-01-01T00:00:00,000000+00:00]\n' \
+    | utmpdump -r > /run/utmp 2>/dev/null
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm            # libqb ring buffers are named by pid
 mount -t tmpfs -o mode=0755 tmpfs /var/lib/pacemaker
 install -d -o hacluster -g haclient -m 0750 /var/lib/pacemaker/{cib,pengine,blackbox,cores,bundles}
@@ -49,6 +53,10 @@ mount --bind "$dir/hosts" /etc/hosts                  # node names -> addresses 
 # The shared image store of the services namespace, standing in for an NFS mount.
 mkdir -p /var/lib/glance/images
 mount --bind "$run/images" /var/lib/glance/images
+# The host's /usr/sbin/policy-rc.d (scripts/bootstrap: apt starts no daemon on the host) would keep
+# invoke-rc.d from starting anything here; a controller is a machine without one. /dev/null over it is
+# not executable, which invoke-rc.d reads as "no policy" (this mount namespace only).
+[ -e /usr/sbin/policy-rc.d ] && mount --bind /dev/null /usr/sbin/policy-rc.d
 # The bootstrap's Python lives under /root (0700): let the glance user reach the venv interpreter.
 chmod 0711 /root
 install -d -m 0700 /etc/salt

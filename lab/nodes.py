@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -56,7 +57,16 @@ class Nodes:
                 "acceptance_wait_time": 1, "acceptance_wait_time_max": 2, "random_reauth_delay": 0,
                 "recon_default": 200, "recon_max": 2000, "recon_randomize": False,
                 "auth_timeout": 10, "log_level_logfile": "info", "enable_fqdns_grains": False,
-                "enable_gpu_grains": False, "grains_refresh_every": 0}
+                "enable_gpu_grains": False, "grains_refresh_every": 0,
+                # PID 1 is lab/node-init.sh, which Salt's init grain cannot name ('unknown', as in a
+                # container, where glance_ha.service has no service manager to ask). The controller's
+                # daemons are started like on a sysvinit machine (init scripts through invoke-rc.d,
+                # rc.d links: start_packaged_glance), so it says so.
+                "grains": {"init": "sysvinit"},
+                # The controllers share the host's /usr, whose systemctl (a sysvinit controller has
+                # none) makes Salt load systemd_service as `service` in "offline" mode, where
+                # service.dead does nothing; without it Salt loads debian_service, as on sysvinit.
+                "disable_modules": ["systemd_service"]}
 
     def _corosync_conf(self) -> str:
         nodes = "".join(f"  node {{\n    ring0_addr: {self.node_addr(n)}\n    name: {self.node_name(n)}\n"
@@ -178,6 +188,42 @@ class Nodes:
             time.sleep(0.1)
         self.crash(n)  # whatever is left, and the netns
         self.log(f"lab: {key} stopped")
+
+    def start_packaged_glance(self, timeout: float = 180) -> None:
+        """Debian's glance-api started in every controller the way its postinst starts it on a machine
+        without systemd (`invoke-rc.d glance-api start`: the init script, start-stop-daemon), as on a
+        controller where the package was installed before the first highstate; waits until each one
+        listens on :9292. Once per lab (a package is installed once), not on a reboot."""
+        nodes = self.live_nodes()
+        for n in nodes:
+            log = "/var/log/glance/invoke-rc.d.log"   # daemonized: no pipe of ours may stay open in it
+            proc = self.exec(n, ["sh", "-c", f"invoke-rc.d glance-api start >{log} 2>&1"], check=False)
+            if proc.returncode != 0:
+                text = (self.node_dir(n) / "log/glance/invoke-rc.d.log").read_text(errors="replace")
+                raise LabError(f"{self.node_name(n)}: invoke-rc.d glance-api start -> rc {proc.returncode}:"
+                               f"\n{text[-2000:]}")
+        deadline = time.monotonic() + timeout
+        waiting = set(nodes)
+        while waiting:
+            waiting = {n for n in waiting if not self.port_holders(n, 9292)}
+            if waiting and time.monotonic() > deadline:
+                raise LabError(f"the packaged glance-api does not listen on :9292 in "
+                               f"{[self.node_name(n) for n in sorted(waiting)]} after {timeout:.0f} s "
+                               f"(see <run>/ctlI/log/glance/)")
+            time.sleep(0.5)
+
+    def port_holders(self, n: int, port: int) -> list[dict]:
+        """The listening TCP sockets on `port` in controller N: [{'addr': local address, 'procs':
+        [(command name, pid in the node's pid namespace), ...]}] (`ss -Hltnp`)."""
+        out = self.exec(n, ["ss", "-Hltnp", f"sport = :{port}"], check=False).stdout
+        found = []
+        for line in out.splitlines():
+            cols = line.split()
+            if len(cols) < 4:
+                continue
+            procs = [(m.group(1), int(m.group(2))) for m in re.finditer(r'\("([^"]+)",pid=(\d+)', line)]
+            found.append({"addr": cols[3], "procs": procs})
+        return found
 
     # ---- running things inside -------------------------------------------------------------
     def nsenter(self, key, cmd: list[str], check: bool = True, timeout: float = 300, **kw):

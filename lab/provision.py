@@ -1,5 +1,5 @@
 """The lab's services namespace: the Salt master, the shared image store, MariaDB, RabbitMQ and
-Keystone (lab.services) with what a site prepares before the formula runs, and their faults.
+Keystone (lab.services) as bare as a site before its first highstate (BARE), and their faults.
 
 The master serves the formula from the repo through links (<run>/states/{glance_ha,_modules,_states,
 _utils}) and takes its pillar from lab/pillar plus <run>/pillar/lab_run.yaml (addresses and the run's
@@ -19,7 +19,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -27,12 +26,19 @@ from glance_ha_files import write_atomic
 
 from lab import REPO, VENV, VENV_OS
 from lab.nodes import LAB_DIR, NODE_NS_FLAGS
-from lab.procs import LabError, clean_env, group, run
+from lab.procs import LabError, clean_env, group
 
 SERVICES = ("mariadb", "rabbitmq", "keystone")
 SERVICE_ACTIONS = ("stop", "start", "freeze", "thaw", "status")
 # Generated for each run; lab.services generates Keystone's admin and RabbitMQ's passwords itself.
-RUN_SECRETS = ("db_glance", "keystone_glance")
+RUN_SECRETS = ("db_glance", "keystone_glance", "db_admin")
+# The lab starts bare, as a site that has only the install guide's prerequisites: MariaDB with no glance
+# database or account, RabbitMQ with its openstack user, Keystone after `keystone-manage bootstrap`
+# only (no service project, no glance user, no image service). The formula creates the rest
+# (glance_ha.db with database:create, glance_ha.identity, glance_ha.endpoints). The one thing the lab
+# adds is what glance_ha.db's database:create needs and MariaDB lacks after install: an administrator
+# account that may log in over TCP from the controllers (root logs in over the local socket only).
+DB_ADMIN = "dbadmin"
 
 
 class ServicesNamespace:
@@ -92,6 +98,7 @@ class ServicesNamespace:
             "cidr_netmask": self.net.prefixlen, "nic": "eth0", "svc": self.svc_addr,
             "db_password": s["db_glance"], "rabbit_user": "openstack", "rabbit_password": s["rabbit"],
             "admin_password": s["keystone_admin"], "glance_password": s["keystone_glance"],
+            "db_admin_user": DB_ADMIN, "db_admin_password": s["db_admin"],
             "gunicorn": str(VENV_OS / "bin/gunicorn"), "venv_os": str(VENV_OS),
         }
         write_atomic(self.run_dir / "pillar/lab_run.yaml", json.dumps(data, indent=1) + "\n")
@@ -127,11 +134,18 @@ class ServicesNamespace:
                            f"{proc.stdout[-4000:]}{proc.stderr[-2000:]}")
         return proc.returncode, data
 
+    def db_sql(self, text: str, database: str | None = None) -> list[list[str]]:
+        """Run SQL as MariaDB's root over its socket in the services namespace (SQL on stdin); the
+        rows, each a list of column strings."""
+        sock = self.state["services"]["mariadb"]["socket"]
+        argv = ["mariadb", "--no-defaults", "-uroot", f"--socket={sock}", "--batch", "--skip-column-names"]
+        proc = self.svc_exec(argv + ([database] if database else []), input=text, timeout=60)
+        return [line.split("\t") for line in proc.stdout.splitlines()]
+
     # ---- MariaDB, RabbitMQ, Keystone -------------------------------------------------------------
     def _services_start(self) -> subprocess.Popen:
         """`python -m lab provision-services` inside the svc namespace, in the background: MariaDB,
-        RabbitMQ, Keystone on the standard ports, then what a site prepares before the formula runs
-        (glance database + schema, glance service user). Its daemons stay in the svc pid namespace."""
+        RabbitMQ, Keystone on the standard ports, bare (BARE). Its daemons stay in the svc pid namespace."""
         log = self.svc_dir / "log/services.log"
         cmd = ["nsenter", "-t", str(self.init_pid("svc")), *NODE_NS_FLAGS, "--",
                *self._lab_cli("provision-services")]
@@ -165,54 +179,18 @@ class ServicesNamespace:
                         os_venv=str(VENV_OS))
 
     def provision_services(self) -> dict:
-        """Runs INSIDE the svc namespace (see _services_start)."""
-        from lab.services import ServiceError
-
+        """Runs INSIDE the svc namespace (see _services_start): the services as the install guide's
+        prerequisites leave them, nothing of glance's (see BARE)."""
         s = self.secret
         svc = self._services_inside()
         t0 = time.monotonic()
-        timings: dict[str, float] = {}
-        errors: list[BaseException] = []
-
-        def glance_db():  # as soon as MariaDB answers, while Keystone is still being set up
-            try:
-                deadline = time.monotonic() + 240
-                while True:
-                    try:
-                        svc.mariadb.sql("SELECT 1")
-                        break
-                    except (ServiceError, OSError, subprocess.SubprocessError):  # not up yet
-                        if time.monotonic() > deadline:
-                            raise
-                        time.sleep(0.5)
-                svc.mariadb.create_database("glance", "glance", s["db_glance"])
-                conf_dir = self.svc_dir / "glance-manage"
-                conf_dir.mkdir(mode=0o700, exist_ok=True)
-                write_atomic(conf_dir / "glance-api.conf", "[database]\nconnection = "
-                             f"{svc.mariadb.url('glance', 'glance', s['db_glance'])}\n")
-                sync = run([str(VENV_OS / "bin/glance-manage"), "--config-file", str(conf_dir / "glance-api.conf"),
-                            "db_sync"], check=False, timeout=600,
-                           env=clean_env({"OS_GLANCE_CONFIG_DIR": str(conf_dir)}))
-                if sync.returncode != 0:
-                    raise LabError(f"glance-manage db_sync failed:\n{(sync.stdout + sync.stderr)[-3000:]}")
-                timings["glance database ready"] = time.monotonic() - t0
-            except BaseException as exc:  # noqa: BLE001 -- re-raised in the main thread below
-                errors.append(exc)
-
-        db = threading.Thread(target=glance_db, daemon=True)
-        db.start()
         desc = svc.up()
-        timings["services up"] = time.monotonic() - t0
-        svc.keystone.ensure_service_user("glance", s["keystone_glance"])
-        db.join()
-        if errors:
-            raise errors[0]
-        timings["provisioned"] = time.monotonic() - t0
+        svc.mariadb.create_admin(DB_ADMIN, s["db_admin"])
         s.update(keystone_admin=svc.keystone.admin_password, rabbit=svc.rabbitmq.password,
                  rabbit_amqp_url=svc.rabbitmq.amqp_url)
         self._write_secrets(s)
         self.write_pillar()
-        desc["lab_timings"] = timings
+        desc["lab_timings"] = {"services up": time.monotonic() - t0}
         (self.svc_dir / "services.json").write_text(json.dumps(desc, indent=1))
         return desc
 

@@ -2,7 +2,11 @@
     for each run to <run dir>/pillar/lab_run.yaml (0600), which is imported here. The services run in
     the svc namespace (MariaDB 3306, RabbitMQ 5672, Keystone 5000 on one address); glance 33 comes from
     pip (.venv-os) and runs under gunicorn (or Debian's uwsgi when lab_run.yaml says wsgi_server: uwsgi),
-    so no distribution package is installed (lookup:pkgs []). #}
+    so the formula installs no package (lookup:pkgs []). Debian's glance-api (glance 25) is installed all
+    the same (scripts/bootstrap, on the host the controllers share) and started in every controller before
+    the first highstate: glance_ha.service stops and disables it (lookup:service, Debian's default
+    glance-api). The controllers start bare: glance_ha.db creates the database and its account with the
+    MariaDB administrator account the lab made (database:create). #}
 {%- import_yaml 'lab_run.yaml' as run %}
 glance_ha:
   vip:
@@ -16,6 +20,10 @@ glance_ha:
   database:
     host: {{ run.svc }}
     password: {{ run.db_password | json }}
+    create: true
+    admin:
+      username: {{ run.db_admin_user }}
+      password: {{ run.db_admin_password | json }}
   messaging:
     driver: messagingv2
     hosts:

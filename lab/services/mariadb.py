@@ -96,14 +96,24 @@ class MariaDB(Daemon):
             raise ValueError(f'not a plain SQL identifier: {value!r}')
         return value
 
+    def _account(self, user, password, grant, before=''):
+        """Create or update user@'%' with this password and run `GRANT <grant> TO` it (SQL on stdin)."""
+        user = self._ident(user)
+        pw = password.replace('\\', '\\\\').replace("'", "\\'")
+        self.sql(f"{before}CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY '{pw}';\n"
+                 f"ALTER USER '{user}'@'%' IDENTIFIED BY '{pw}';\n"
+                 f"GRANT {grant.format(user=user)};\n", secret_values=(password, pw))
+
     def create_database(self, name, user, password):
         """Create database NAME and user@'%' with ALL on it and this password (idempotent)."""
-        name, user = self._ident(name), self._ident(user)
-        pw = password.replace('\\', '\\\\').replace("'", "\\'")
-        self.sql(f"CREATE DATABASE IF NOT EXISTS `{name}`;\n"
-                 f"CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY '{pw}';\n"
-                 f"ALTER USER '{user}'@'%' IDENTIFIED BY '{pw}';\n"
-                 f"GRANT ALL PRIVILEGES ON `{name}`.* TO '{user}'@'%';\n", secret_values=(password, pw))
+        name = self._ident(name)
+        self._account(user, password, f"ALL PRIVILEGES ON `{name}`.* TO '{{user}}'@'%'",
+                      before=f"CREATE DATABASE IF NOT EXISTS `{name}`;\n")
+
+    def create_admin(self, user, password):
+        """An administrator account user@'%' (all privileges, with GRANT OPTION) for clients that come
+        over TCP: root itself logs in over the private socket only (idempotent)."""
+        self._account(user, password, "ALL PRIVILEGES ON *.* TO '{user}'@'%' WITH GRANT OPTION")
 
     def url(self, name, user, password):
         """SQLAlchemy URL over TCP (contains the password: never print it)."""

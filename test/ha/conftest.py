@@ -60,8 +60,48 @@ def apply_all(lab):
     return rc, data
 
 
+def keystone_get(lab, token, path):
+    """GET <Keystone>/v3<path> from the client namespace; the JSON body (asserts HTTP 200)."""
+    r = lab.client_call("request", url=f"{lab.auth_url}{path}", token=token)
+    assert r["status"] == 200, r
+    return r["body"]
+
+
+# Debian's glance-api in a controller: its pidfile, its init script's status, its start links.
+PACKAGED_PROBE = """
+echo "pid=$(cat /run/glance/glance-api.pid 2>/dev/null)"
+/etc/init.d/glance-api status >/dev/null 2>&1; echo "status=$?"
+for f in /etc/rc[0-6S].d/S[0-9]*glance-api; do [ -e "$f" ] && echo "link=$f"; done; true
+"""
+
+
+def packaged_glance(lab, n):
+    """Debian's glance-api in controller n: {'pid': its pidfile's pid or None, 'running': its init
+    script's status says so, 'start_links': its /etc/rc?.d/S* links, 'port': port_holders(:9292)}."""
+    lines = [line.partition("=") for line in lab.exec(n, ["sh", "-c", PACKAGED_PROBE]).stdout.splitlines()]
+    pid = next(v for k, _, v in lines if k == "pid").strip()
+    return {"pid": int(pid) if pid.isdigit() else None,
+            "running": [v for k, _, v in lines if k == "status"] == ["0"],
+            "start_links": [v for k, _, v in lines if k == "link"], "port": lab.port_holders(n, 9292)}
+
+
 @pytest.fixture(scope="session")
-def first_apply(lab):
+def bare(lab):
+    """What the lab looks like before the first highstate (recorded once, right before it): the
+    databases, Keystone's users and image services, Debian's glance-api in every controller."""
+    token = lab.admin_token()
+    return {
+        "databases": [row[0] for row in lab.db_sql("SHOW DATABASES")],
+        "users": [u["name"] for u in keystone_get(lab, token, "/users")["users"]],
+        "projects": [p["name"] for p in keystone_get(lab, token, "/projects")["projects"]],
+        "image_services": keystone_get(lab, token, "/services?type=image")["services"],
+        "packaged": {lab.node_name(n): packaged_glance(lab, n) for n in lab.node_range},
+    }
+
+
+@pytest.fixture(scope="session")
+def first_apply(lab, bare):
+    """The first highstate, from bare, on the three controllers at once."""
     rc, data = lab.salt("ctl*", "saltutil.sync_all", timeout=300)
     assert rc == 0 and len(data) == lab.nodes, data
     rc, data = apply_all(lab)
@@ -93,11 +133,11 @@ def uploaded_image(lab, token):
 # starts from (and leaves) a restored lab; a ledger of uploaded images is checked after every fault.
 
 PIDFILE = "/run/resource-agents/p_glance-api.pid"
-_ORDER = {"test_crm_live.py": 0, "test_lab.py": 1, "test_clean.py": 4}
+_ORDER = {"test_crm_live.py": 0, "test_lab.py": 1, "test_day0.py": 2, "test_clean.py": 4}
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Within test/ha: test_lab.py on the fresh lab first, then test_faults*.py, then test_clean.py
+    """Within test/ha: test_lab.py on the fresh lab first, then test_day0.py, test_faults*.py, test_clean.py
     (file order, then definition order); other directories keep their places."""
     here = Path(__file__).resolve().parent
     slots = [i for i, it in enumerate(items) if Path(str(it.fspath)).resolve().parent == here]
