@@ -10,10 +10,13 @@ include:
   - {{ tplroot }}.service
   - {{ tplroot }}.agent
   - {{ tplroot }}.db
+{#- The service user exists before Pacemaker starts glance, so its first requests can log in. #}
+{%- if glance_ha.endpoints.manage %}
+  - {{ tplroot }}.identity
+{%- endif %}
 {%- if glance_ha.cluster.manage %}
   - {{ tplroot }}.cluster
 {%- endif %}
 {%- if glance_ha.endpoints.manage %}
-  - {{ tplroot }}.identity
   - {{ tplroot }}.endpoints
 {%- endif %}
