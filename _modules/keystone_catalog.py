@@ -25,15 +25,13 @@ import hmac
 import json
 import logging
 import os
-import time
+import types
 import urllib.parse
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 try:
-    from keystoneauth1 import exceptions as ksa_exc
-    from keystoneauth1 import session as ksa_session
-    from keystoneauth1.identity import v3 as ksa_v3
+    import keystoneauth1  # noqa: F401  (the session is _utils/keystone_session.py)
 
     HAS_KSA = True
     KSA_ERROR = ""
@@ -45,18 +43,11 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "keystone_catalog"
 
-# The retry bound, stated in the module docstring and in every function's docstring.
-ATTEMPTS = 3
-CONNECT_TIMEOUT = 5.0
-READ_TIMEOUT = 10.0
-PAUSES = (0.5, 1.0)
-DEADLINE = 20.0
 
 AUTH_KEYS = ("auth_url", "username", "password", "project_name", "user_domain_name",
              "project_domain_name", "region", "verify")
 AUTH_DEFAULTS = {"user_domain_name": "Default", "project_domain_name": "Default", "verify": True}
 CONTEXT_PREFIX = "keystone_catalog.conn."
-MISSING = object()
 
 
 def __virtual__():
@@ -141,121 +132,15 @@ def _resolve_auth(profile, kwargs):
     return auth
 
 
-# --------------------------------------------------------------------------- the connection
-class _Conn:
-    """A keystoneauth1 session bound to one set of credentials, with the retry bound and counters."""
-
-    def __init__(self, auth):
-        self.url = auth["auth_url"]
-        self.user = auth["username"]
-        self.project = auth["project_name"]
-        self.domain = auth["user_domain_name"]
-        plugin = ksa_v3.Password(
-            auth_url=self.url, username=auth["username"], password=auth["password"],
-            user_domain_name=auth["user_domain_name"], project_name=auth["project_name"],
-            project_domain_name=auth["project_domain_name"], include_catalog=False)
-        self.session = ksa_session.Session(auth=plugin, verify=auth.get("verify", True),
-                                           app_name="salt-keystone_catalog", connect_retries=0)
-        self.stats = {"token": 0, "read": 0, "write": 0}
-        self.secrets = (auth["password"],)
-        self.session.session.hooks["response"].append(self._count)
-
-    def _count(self, resp, *args, **kwargs):
-        method = resp.request.method
-        if method == "POST" and resp.request.path_url.split("?")[0].endswith("/auth/tokens"):
-            self.stats["token"] += 1
-        elif method in ("GET", "HEAD"):
-            self.stats["read"] += 1
-        else:
-            self.stats["write"] += 1
-        return resp
-
-    def _error(self, message):
-        return CommandExecutionError(_mask(f"keystone_catalog: {message}", self.secrets))
-
-    def _where(self):
-        return f"user {self.user!r} (domain {self.domain!r}, project {self.project!r})"
-
-    def call(self, method, path, body=None, params=None, ok=(200,), missing_ok=False, secrets=()):
-        """One API request with the retry bound; returns the decoded JSON body (None when empty), or
-        MISSING for HTTP 404 when ``missing_ok``. ``secrets``: values in ``body`` (the request and its
-        response are then not logged, and errors mask them)."""
-        try:
-            return self._call(method, path, body, params, ok, missing_ok, log_http=not secrets)
-        except CommandExecutionError as exc:
-            raise CommandExecutionError(_mask(str(exc), secrets)) from None
-
-    def _call(self, method, path, body, params, ok, missing_ok, log_http):
-        url = self.url + path
-        # A token request needs no token: sent without one, a 401 (a refused password) is not taken
-        # as the admin's token expiring (keystoneauth1 would re-authenticate and send it again).
-        authenticated = False if path == "/auth/tokens" else None
-        start = time.monotonic()
-        attempt, last = 0, None
-        while attempt < ATTEMPTS:
-            remaining = DEADLINE - (time.monotonic() - start)
-            if attempt:
-                pause = PAUSES[min(attempt - 1, len(PAUSES) - 1)]
-                if remaining <= pause + 0.1:
-                    break
-                log.warning("keystone_catalog: %s; retrying in %.1f s (attempt %d of %d)",
-                            _mask(str(last), self.secrets), pause, attempt + 1, ATTEMPTS)
-                time.sleep(pause)
-                remaining -= pause
-            attempt += 1
-            had_token = self.session.auth.auth_ref is not None
-            self.session.timeout = (min(CONNECT_TIMEOUT, remaining), min(READ_TIMEOUT, remaining))
-            try:
-                resp = self.session.request(url, method, json=body, params=params, raise_exc=False,
-                                            connect_retries=0, log=log_http, authenticated=authenticated)
-            except ksa_exc.Unauthorized:
-                raise self._error(__utils__["glance_ha_keystone.http_error"](
-                    401, method, url, self.url, self._where(),
-                    "check the username, password, domains and project")) from None
-            except ksa_exc.RetriableConnectionFailure as exc:
-                last = exc
-                in_token = authenticated is False or (not had_token and self.session.auth.auth_ref is None)
-                if not (in_token or method in ("GET", "HEAD", "PATCH") or __utils__["glance_ha_keystone.never_sent"](exc)):
-                    raise self._error(
-                        f"{method} {url} failed after the request may have reached "
-                        f"Keystone ({exc}); not repeated: run again to reconcile") from None
-                continue
-            except ksa_exc.SSLError as exc:
-                raise self._error(f"TLS error talking to {self.url}: {exc}") from None
-            except ksa_exc.ClientException as exc:
-                raise self._error(f"{method} {url} failed: {exc}") from None
-            if missing_ok and resp.status_code == 404:
-                return MISSING
-            return self._decode(method, url, resp, ok)
-        elapsed = time.monotonic() - start
-        raise self._error(
-            f"Keystone at {self.url} is unreachable: {attempt} attempt(s) in {elapsed:.1f} s "
-            f"(bound: {ATTEMPTS} attempts, connect timeout {CONNECT_TIMEOUT:g} s, {DEADLINE:g} s in total); "
-            f"last error: {last}")
-
-    def _decode(self, method, url, resp, ok):
-        if resp.status_code in ok:
-            if resp.status_code == 204 or not resp.content:
-                return None
-            try:
-                return resp.json()
-            except ValueError:
-                raise self._error(
-                    f"{method} {url}: HTTP {resp.status_code} with a non-JSON body") from None
-        try:
-            detail = resp.json().get("error", {}).get("message", "")
-        except ValueError:
-            detail = resp.text[:200]
-        raise self._error(__utils__["glance_ha_keystone.http_error"](
-            resp.status_code, method, url, self.url, self._where(), detail))
-
-
 def _conn(profile=None, **kwargs):
     auth = _resolve_auth(profile, kwargs)
     key = _auth_key(auth)
     conn = __context__.get(key)
     if conn is None:
-        conn = __context__[key] = _Conn(auth)
+        rules = types.SimpleNamespace(http_error=__utils__["glance_ha_keystone.http_error"],
+                                      never_sent=__utils__["glance_ha_keystone.never_sent"])
+        conn = __context__[key] = __utils__["keystone_session.connect"](
+            auth, _mask, CommandExecutionError, rules)
     return conn, auth
 
 
@@ -274,7 +159,7 @@ def _clean(ref):
 def _delete(collection, ref_id, profile, connection_args):
     """DELETE /v3/<collection>/<id>: True, or False if it did not exist."""
     conn, _ = _conn(profile, **connection_args)
-    return conn.call("DELETE", f"/{collection}/{ref_id}", ok=(204,), missing_ok=True) is not MISSING
+    return conn.call("DELETE", f"/{collection}/{ref_id}", ok=(204,), missing_ok=True) is not None
 
 
 # --------------------------------------------------------------------------- public functions
@@ -348,9 +233,9 @@ def api(method, path, body=None, params=None, ok=(200,), missing_ok=False, colle
     conn, _ = _conn(profile, **connection_args)
     data = conn.call(method.upper(), path, body=body, params=params, ok=tuple(ok), missing_ok=missing_ok,
                      secrets=tuple(secrets or ()))
-    if data is MISSING:
+    if data is None:
         return None
-    return _listing(data, collection, conn.url + path) if collection else data
+    return _listing(data, collection, conn.url + path) if collection else (data or None)
 
 
 def service_list(service_type=None, name=None, profile=None, **connection_args):
@@ -602,7 +487,7 @@ def region_get(region, profile=None, **connection_args):
     """
     conn, _ = _conn(profile, **connection_args)
     data = conn.call("GET", f"/regions/{urllib.parse.quote(region, safe='')}", missing_ok=True)
-    return None if data is MISSING else _clean(data["region"])
+    return None if data is None else _clean(data["region"])
 
 
 def region_create(region, description="", profile=None, **connection_args):
