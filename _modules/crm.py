@@ -411,7 +411,7 @@ def wait(timeout=120):
 
 
 # ------------------------------------------------------------------------------- the transaction
-def diff(objects, secret_params=None, agent_sources=None):
+def diff(objects, secret_params=None, agent_sources=None, owner=None):
     """
     What :py:func:`apply` would change for ``objects`` (same arguments), on any node (writer or
     not), written nowhere: ``{'result': True|None|False, 'changes': {object id: diff}, 'comment':
@@ -423,10 +423,10 @@ def diff(objects, secret_params=None, agent_sources=None):
 
         salt '*' crm.diff '[{primitive: p_vip, agent: "ocf:heartbeat:IPaddr2", params: {ip: 198.51.100.10}}]'
     """
-    return _apply(objects, True, None, secret_params, agent_sources)
+    return _apply(objects, True, None, secret_params, agent_sources, owner)
 
 
-def apply(objects, test=False, writer="", secret_params=None, agent_sources=None):
+def apply(objects, test=False, writer="", secret_params=None, agent_sources=None, owner=None):
     """
     Reconcile ``objects`` with the CIB as ONE transaction: one read, one ``crm_verify``-validated
     ``cibadmin --patch``, by the writer only (:py:func:`writer_status`).
@@ -443,6 +443,10 @@ def apply(objects, test=False, writer="", secret_params=None, agent_sources=None
     agent_sources
         ``{agent: where this run installs it from}``: with ``test``, an agent listed here that is
         not installed yet is not an error; its parameter check waits for the real run.
+    owner
+        id of a CIB ``<tag>`` that marks what the caller owns: the declared resources and
+        constraints become its members, and the members no longer declared (a renamed resource, its
+        constraints) are removed in the same transaction. Objects outside the tag are never touched.
 
     Returns ``{'result': True|None|False, 'changes': {object id: diff}, 'comment': str}``: result
     None under ``test`` when something would change; ``changes`` empty when nothing was (or, off
@@ -454,10 +458,10 @@ def apply(objects, test=False, writer="", secret_params=None, agent_sources=None
 
         salt '*' crm.apply '[{property: options, properties: {stonith-enabled: false}}]' test=True
     """
-    return _apply(objects, test, writer, secret_params, agent_sources)
+    return _apply(objects, test, writer, secret_params, agent_sources, owner)
 
 
-def _apply(objects, test, writer, secret_params, agent_sources):
+def _apply(objects, test, writer, secret_params, agent_sources, owner):
     """:py:func:`apply`; ``writer`` None: report as the writer would, whoever this node is."""
     extra = _secret_names(secret_params)
     if not isinstance(objects, list):
@@ -474,6 +478,8 @@ def _apply(objects, test, writer, secret_params, agent_sources):
         except ValueError as exc:
             errors.append(txn.mask(str(exc)))
     try:
+        if owner and not errors:
+            txn.own(owner)
         if not errors and txn.order:
             txn.validate(_metadata(txn.agents_to_validate()), agent_sources if test else None)
     except ValueError as exc:

@@ -58,7 +58,7 @@ def __virtual__():
     return False, "crm states: the crm execution module is not loaded (are the Pacemaker CLI tools installed?)"
 
 
-def configured(name, objects, writer="", secret_params=None, agent_sources=None):
+def configured(name, objects, writer="", secret_params=None, agent_sources=None, owner=None):
     """
     The objects of ``objects`` are in the CIB exactly as declared, reconciled as ONE transaction.
 
@@ -74,11 +74,15 @@ def configured(name, objects, writer="", secret_params=None, agent_sources=None)
         ``{agent: source}`` of agents that this run installs (e.g. by a ``file.managed`` this
         state requires). Under ``test=True`` such an agent may be missing: its parameter check is
         deferred and the comment says so. A real run always checks against the installed agent.
+    owner
+        Id of the CIB ``<tag>`` marking the objects this state owns: the declared resources and
+        constraints are its members; members no longer declared (a renamed resource and its
+        constraints) are removed in the same transaction. Objects outside the tag are never touched.
 
     ``changes``: ``{object id: diff}`` (``{'old': None, 'new': {...}}`` for a new object).
     """
     res = __salt__["crm.apply"](objects, test=bool(__opts__.get("test")), writer=writer,
-                                secret_params=secret_params, agent_sources=agent_sources)
+                                secret_params=secret_params, agent_sources=agent_sources, owner=owner)
     return __utils__["glance_ha_states.ret"](name, res["result"], res["changes"], res["comment"])
 
 

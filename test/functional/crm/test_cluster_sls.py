@@ -41,14 +41,14 @@ def test_cluster_sls_alone_in_test_mode_shows_everything_and_writes_nothing(modu
     assert results[CLUSTER].changes["p_glance-api"]["new"]["params"] == {
         "config": "/etc/glance/glance-api.conf", "credentials_file": "/etc/glance/ocf-credentials",
         "monitor_level": "http", "bind_host": "0.0.0.0", "bind_port": "9292", "workers": "2"}
-    assert "Would write 8 object(s)" in results[CLUSTER].comment
+    assert "Would write 9 object(s)" in results[CLUSTER].comment  # 7 objects, stickiness, the owner tag
     assert cib.xml() == before
 
 
 def test_cluster_sls_creates_a_valid_configuration_and_a_rerun_changes_nothing(modules, cib, pillar):
     epoch = cib.epoch
     results = apply(modules, pillar)
-    assert list(results[CLUSTER].changes) == [*OBJECTS, "rsc_defaults:rsc-options"]
+    assert list(results[CLUSTER].changes) == [*OBJECTS, "rsc_defaults:rsc-options", "glance_ha"]
     assert cib.epoch == epoch + 1
     assert cib.verify().returncode == 0, cib.verify().stderr
     for obj in OBJECTS:
@@ -165,7 +165,7 @@ def test_cluster_clean_removes_exactly_the_formula_objects_in_one_write(modules,
     clean = ret["glance_ha-cluster-clean"]
     assert clean.result is True, clean.comment
     assert ret["glance_ha-cluster-clean-settled"].result is True
-    assert sorted(clean.changes) == sorted([*OBJECTS, "rsc_defaults:resource-stickiness"])
+    assert sorted(clean.changes) == sorted([*OBJECTS, "rsc_defaults:resource-stickiness", "glance_ha"])
     assert cib.epoch == epoch + 1  # one write
     for obj in OBJECTS:
         assert cib.find(obj) is None, obj
