@@ -342,7 +342,11 @@ def resource_status(name):
     - ``fail_counts`` ({node: int}, INFINITY as 1000000), ``migration_threshold`` (int),
       ``failures`` ({node: [{'op', 'rc', 'status', 'reason'}]}), ``banned_on`` ({node: location
       constraint id}), ``probes`` ({node: OCF rc of its last recorded probe}), ``known_on`` (nodes
-      with any history), ``excluded`` ({node: why it cannot run there now}).
+      with any history), ``excluded`` ({node: why it cannot run there now});
+    - ``health``: ``{'state', 'ok', 'final', 'comment', 'fix'}``: whether it runs on exactly one
+      node (state ``started``; ``cluster-maintenance`` is ok too: nothing checked), or why not
+      (``target-role-stopped``, ``unmanaged``, ``maintenance``, ``blocked``, ``failed-everywhere``,
+      ``multiple``, ``not-started``, ``absent``) and the command that fixes it.
 
     Raises CrmError if a tool fails. Works on ``CIB_file`` too.
 

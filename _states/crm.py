@@ -270,6 +270,59 @@ def resource_restarted(name, timeout=120, wait=True):
         f"{name} restarted on {me}" + (" and the cluster settled" if wait else ""))
 
 
+def resource_running(name, timeout=120, interval=2):
+    """
+    Resource ``name`` is started on exactly one node: a check that changes nothing, meant to be the
+    last state of a highstate. It lets the cluster settle first (``crm_resource --wait``), then asks
+    again every ``interval`` seconds while the cluster may still resolve it by itself (a start or a
+    failover in progress), at most ``timeout`` seconds in all.
+
+    Fails naming the reason and the command that fixes it (nothing is fixed here: each of these is
+    an administrator's decision or needs one): ``target-role=Stopped`` (set by hand, or left by an
+    interrupted ``crm_resource --restart``), unmanaged (``is-managed=false``, a node in
+    maintenance), the resource in maintenance, blocked, failed or banned on every node, active on
+    more than one node, or not in the CIB.
+
+    Under the cluster property ``maintenance-mode=true`` (an operator's maintenance window) it
+    succeeds and says that nothing was checked. ``test=True`` checks once, waits for nothing, and
+    reports a problem as ``result: None``. With ``CIB_file`` set (no cluster) it checks the file
+    once.
+
+    .. code-block:: yaml
+
+        glance-api-running:
+          crm.resource_running:
+            - name: p_glance-api
+            - order: last
+    """
+    test = bool(__opts__.get("test"))
+    ret = __utils__["glance_ha_states.ret"](name)
+    deadline = time.monotonic() + float(timeout)
+    try:
+        live = __salt__["crm.node_name"]() is not None
+        if live and not test:
+            try:
+                __salt__["crm.wait"](timeout)
+            except CommandExecutionError:
+                pass  # not settled in time: the status below says what is wrong
+        while True:
+            health = __salt__["crm.resource_status"](name)["health"]
+            if health["ok"] or health["final"] or test or not live or time.monotonic() >= deadline:
+                break
+            time.sleep(float(interval))
+    except CommandExecutionError as exc:
+        ret["result"] = False
+        ret["comment"] = f"{name}: {exc}"
+        return ret
+    if health["ok"]:
+        ret["comment"] = health["comment"]
+        return ret
+    waited = "" if health["final"] or test or not live else f" after waiting {timeout} s"
+    comment = f"{health['comment']}{waited}" + (f". Fix: {health['fix']}" if health["fix"] else "")
+    ret["result"], ret["comment"] = (None, f"Now: {comment}") if test else (False, comment)
+    return ret
+
+
 def agent_unused(name, timeout=120, interval=2):
     """
     Wait until no resource in the CIB uses resource agent ``name`` (``class:provider:type``) and

@@ -138,7 +138,7 @@ def resource_status(mon_xml, cib_xml, name):
     INFINITY as 1000000), ``migration_threshold`` (int), ``failures`` ({node: [{'op', 'rc',
     'status', 'reason'}]}), ``banned_on`` ({node: constraint id}), ``probes`` ({node: OCF rc of the
     last recorded probe}), ``known_on`` (nodes with any operation history), ``excluded`` ({node:
-    why the resource cannot run there now}).
+    why the resource cannot run there now}), ``health`` (:func:`health`).
     """
     mon = _xml(mon_xml, "crm_mon output")
     root = cib.parse(cib_xml)
@@ -194,6 +194,7 @@ def resource_status(mon_xml, cib_xml, name):
         "failures": failures, "banned_on": _bans(root, name), "probes": probes, "known_on": known,
     }
     status["excluded"] = _excluded(status)
+    status["health"] = health(status, name)
     return status
 
 

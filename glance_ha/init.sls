@@ -17,3 +17,6 @@ include:
   - {{ tplroot }}.identity
   - {{ tplroot }}.endpoints
 {%- endif %}
+{%- if glance_ha.cluster.manage %}
+  - {{ tplroot }}.cluster.health
+{%- endif %}

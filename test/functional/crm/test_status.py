@@ -3,7 +3,7 @@ status section crm_simulate writes (nodes up, the scheduler's actions carried ou
 read back through crm_mon --output-as=xml and cibadmin --query."""
 
 import pytest
-from crm_helpers import run
+from crm_helpers import apply_sls, run
 
 from test.modload import load
 
@@ -117,3 +117,27 @@ def test_absent_resource(modules, cib):
     st = modules.crm.resource_status("p_none")
     assert not st["exists"] and st["active_on"] == [] and modules.crm.locate("p_none") == []
     assert pcmk_status.health(st, "p_none")["state"] == "absent"
+
+
+RUNNING = f"""
+health:
+  crm.resource_running:
+    - name: {RSC}
+    - timeout: 5
+"""
+
+
+def test_the_running_state_passes_fails_naming_the_fix_or_checks_nothing(modules, cluster):
+    ok = apply_sls(modules, RUNNING)["health"]
+    assert ok.result is True and ok.changes == {} and "is started on n" in ok.comment
+    run("crm_resource", "--resource", RSC, "--meta", "--set-parameter", "target-role", "--parameter-value",
+        "Stopped")
+    simulate(cluster)
+    bad = apply_sls(modules, RUNNING)["health"]
+    assert bad.result is False and bad.changes == {}
+    assert "target-role=Stopped" in bad.comment
+    assert bad.comment.endswith(f"Fix: crm_resource --resource {RSC} --meta --delete-parameter target-role")
+    assert apply_sls(modules, RUNNING, test=True)["health"].result is None
+    run("crm_attribute", "--type", "crm_config", "--name", "maintenance-mode", "--update", "true")
+    window = apply_sls(modules, RUNNING)["health"]
+    assert window.result is True and "maintenance-mode" in window.comment and "not checked" in window.comment
