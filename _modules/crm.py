@@ -394,6 +394,25 @@ def restart(name, node=None, timeout=120):
     return True
 
 
+def refresh(name, node=None):
+    """
+    Forget the operation history of resource ``name`` (only on node ``node`` if given) so that the
+    cluster probes it again (``crm_resource --refresh``): e.g. after its agent was installed on a
+    node whose earlier probe found it missing (rc 5, "not installed"). True, or raises.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl4 crm.refresh p_glance-api node=ctl4
+    """
+    args = ["crm_resource", "--refresh", "--resource", name] + (["--node", node] if node else [])
+    rc, out, err = _run(args, timeout=60)
+    if rc != 0:
+        raise CrmError(f"{' '.join(args)} failed (rc={rc}): {err or out.strip()}")
+    return True
+
+
 def wait(timeout=120):
     """
     Wait until the cluster has no pending actions (``crm_resource --wait``), at most ``timeout``

@@ -270,6 +270,67 @@ def resource_restarted(name, timeout=120, wait=True):
         f"{name} restarted on {me}" + (" and the cluster settled" if wait else ""))
 
 
+def resource_probed(name, timeout=30, interval=1):
+    """
+    Resource ``name`` has been probed on this node, and the probe did not fail. If it never ran
+    here, or failed (e.g. rc 5 "not installed": the node joined, or the resource was created, before
+    this node had the agent), the resource is refreshed on this node only (``crm_resource --refresh
+    --resource <name> --node <this node>``) and the new probe awaited (at most ``timeout`` s), so
+    the node is a failover target without a manual refresh. Require the agent's file.
+
+    Succeeds without acting when the resource is not in the CIB yet, or without a cluster
+    (``CIB_file``).
+
+    .. code-block:: yaml
+
+        glance-api-probed:
+          crm.resource_probed:
+            - name: p_glance-api
+            - require:
+              - file: /usr/lib/ocf/resource.d/openstack/glance-api
+    """
+    test = bool(__opts__.get("test"))
+    ret = __utils__["glance_ha_states.ret"](name)
+    needs_probe = __utils__["pcmk_status.needs_probe"]
+    try:
+        me = __salt__["crm.node_name"]()
+        if me is None:
+            ret["comment"] = f"No cluster (CIB_file is set): {name} is probed nowhere"
+            return ret
+        status = __salt__["crm.resource_status"](name)
+        if not status["exists"]:
+            ret["comment"] = f"{name} is not in the CIB yet: the cluster probes it on every node when it is created"
+            return ret
+        if not needs_probe(status, me):
+            ret["comment"] = f"{name} was probed on this node ({me})"
+            return ret
+        before = (f"probe failed (rc {status['probes'][me]})" if me in status["probes"]
+                  else "never probed")
+        changes = {"refreshed": {"old": before, "new": me}}
+        if test:
+            return __utils__["glance_ha_states.pending"](
+                ret, True, changes, f"{name} {before} on this node ({me}): would refresh it here", "")
+        __salt__["crm.refresh"](name, node=me)
+        deadline = time.monotonic() + float(timeout)
+        status = __salt__["crm.resource_status"](name)
+        while needs_probe(status, me) and time.monotonic() < deadline:
+            time.sleep(float(interval))
+            status = __salt__["crm.resource_status"](name)
+    except CommandExecutionError as exc:
+        ret["result"] = False
+        ret["comment"] = f"{name}: {exc}"
+        return ret
+    ret["changes"] = changes
+    if needs_probe(status, me):
+        ret["result"] = False
+        probe = status["probes"].get(me)
+        ret["comment"] = (f"{name} {before} on this node ({me}); refreshed, but its probe "
+                          + (f"failed again (rc {probe})" if probe is not None else f"did not run within {timeout} s"))
+        return ret
+    ret["comment"] = f"{name} {before} on this node ({me}): refreshed here, the new probe passed"
+    return ret
+
+
 def resource_running(name, timeout=120, interval=2):
     """
     Resource ``name`` is started on exactly one node: a check that changes nothing, meant to be the

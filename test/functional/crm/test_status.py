@@ -111,6 +111,7 @@ def test_probe_history_of_a_new_node(modules, cluster):
     st = modules.crm.resource_status(RSC)
     assert st["probes"]["n3"] == 5 and "n3" in st["excluded"]
     assert pcmk_status.needs_probe(st, "n3")
+    # (crm_resource --refresh does nothing on a CIB file: the lab's 4th controller proves crm.refresh)
 
 
 def test_absent_resource(modules, cib):
