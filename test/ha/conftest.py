@@ -6,6 +6,7 @@ The lab dies with the pytest process (tied=True: every PID 1 of the lab has PDEA
 torn down at session end; LAB_KEEP_RUN=1 keeps its run dir (logs of every node) for a post-mortem.
 """
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -38,27 +39,37 @@ def _skip_reason():
     return missing()
 
 
-@pytest.fixture(scope="session")
-def lab():
+@contextlib.contextmanager
+def new_lab(letter, **kw):
+    """A Lab object (prefix ``letter`` + 4 hex digits, run dir under /tmp, dying with this process),
+    torn down on exit; LAB_KEEP_RUN=1 keeps its run dir. Skips the test without root or the tools."""
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
-    remove_empty_namespaces("t[0-9a-f]{4}")  # left by a session that was killed (its lab died with it)
+    remove_empty_namespaces(f"{letter}[0-9a-f]{{4}}")  # left by a session that was killed (its lab died with it)
     run_dir = tempfile.mkdtemp(prefix="glha-", dir="/tmp")  # short: Salt's unix sockets live below it
-    the_lab = Lab(prefix="t" + secrets.token_hex(2), run_dir=run_dir, tied=True,
-                  log=lambda msg: print(msg, flush=True))
+    the_lab = Lab(prefix=letter + secrets.token_hex(2), run_dir=run_dir, tied=True,
+                  log=lambda msg: print(msg, flush=True), **kw)
     try:
-        SESSION_LABS.append(the_lab)
-        the_lab.up()
         yield the_lab
     finally:
-        if the_lab in SESSION_LABS:
-            SESSION_LABS.remove(the_lab)
-            the_lab.down()
+        the_lab.down()
         if os.environ.get("LAB_KEEP_RUN") == "1":
             print(f"lab run dir kept: {run_dir}")
         else:
             shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def lab():
+    with new_lab("t") as the_lab:
+        SESSION_LABS.append(the_lab)
+        try:
+            the_lab.up()
+            yield the_lab
+        finally:
+            if the_lab in SESSION_LABS:
+                SESSION_LABS.remove(the_lab)
 
 
 def apply_all(lab):

@@ -6,16 +6,13 @@ needs four controllers: its own lab (`lab4`), started only once the session's la
 run last in the session (test/ha/conftest.py)."""
 
 import json
-import os
 import secrets
-import shutil
-import tempfile
 import time
 
 import pytest
 
-from lab.lab import Lab, remove_empty_namespaces
-from test.ha.conftest import RESOURCE, _skip_reason, glance_pid, restore, stop_session_lab, wait_for
+from lab.lab import Lab
+from test.ha.conftest import RESOURCE, glance_pid, new_lab, restore, stop_session_lab, wait_for
 from test.modload import load
 
 pcmk_status = load("_utils/pcmk_status.py")
@@ -158,23 +155,10 @@ JOINER = 3
 def lab4():
     """Four controllers, ctl3 not booted: it joins later (names sort Pacemaker's ties: ctl3 is the one
     glance-api reaches after the crashes of ctl1 and ctl2). Started once the session's lab has stopped."""
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
-    stop_session_lab()
-    remove_empty_namespaces("q[0-9a-f]{4}")
-    run_dir = tempfile.mkdtemp(prefix="glha4-", dir="/tmp")
-    the_lab = Lab(prefix="q" + secrets.token_hex(2), run_dir=run_dir, nodes=4, tied=True,
-                  log=lambda msg: print(msg, flush=True))
-    try:
+    with new_lab("q", nodes=4) as the_lab:
+        stop_session_lab()
         the_lab.up(boot=[n for n in the_lab.node_range if n != JOINER])
         yield the_lab
-    finally:
-        the_lab.down()
-        if os.environ.get("LAB_KEEP_RUN") == "1":
-            print(f"lab run dir kept: {run_dir}")
-        else:
-            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def test_a_controller_that_joins_later_becomes_a_failover_target(lab4):
