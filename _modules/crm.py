@@ -337,14 +337,16 @@ def resource_status(name):
     - ``active_on`` / ``started_on``: sorted node names where it is active (failed or not) / runs;
     - ``target_role`` (str or None), ``is_managed``, ``maintenance`` (its meta attributes, bool),
       ``meta_from`` ({meta name: the resource, parent or 'rsc_defaults' that sets it});
-    - ``cluster_maintenance``: the cluster property ``maintenance-mode`` (bool); ``dc``;
+    - ``cluster_maintenance``: the cluster property ``maintenance-mode`` (bool); ``dc``; ``quorum``
+      (bool, this node's partition);
     - ``nodes``: {node: {'online', 'standby', 'maintenance'}};
     - ``fail_counts`` ({node: int}, INFINITY as 1000000), ``migration_threshold`` (int),
       ``failures`` ({node: [{'op', 'rc', 'status', 'reason'}]}), ``banned_on`` ({node: location
       constraint id}), ``probes`` ({node: OCF rc of its last recorded probe}), ``known_on`` (nodes
       with any history), ``excluded`` ({node: why it cannot run there now});
     - ``health``: ``{'state', 'ok', 'final', 'comment', 'fix'}``: whether it runs on exactly one
-      node (state ``started``; ``cluster-maintenance`` is ok too: nothing checked), or why not
+      node (state ``started``; ``cluster-maintenance`` and ``no-quorum`` are ok too: nothing
+      checked), or why not
       (``target-role-stopped``, ``unmanaged``, ``maintenance``, ``blocked``, ``failed-everywhere``,
       ``multiple``, ``not-started``, ``absent``) and the command that fixes it.
 

@@ -278,8 +278,9 @@ def resource_probed(name, timeout=30, interval=1):
     --resource <name> --node <this node>``) and the new probe awaited (at most ``timeout`` s), so
     the node is a failover target without a manual refresh. Require the agent's file.
 
-    Succeeds without acting when the resource is not in the CIB yet, or without a cluster
-    (``CIB_file``).
+    Succeeds without acting when the resource is not in the CIB yet, when Pacemaker does not answer
+    on this node (it probes everything when it starts, the agent then in place), or without a
+    cluster (``CIB_file``).
 
     .. code-block:: yaml
 
@@ -298,6 +299,11 @@ def resource_probed(name, timeout=30, interval=1):
             ret["comment"] = f"No cluster (CIB_file is set): {name} is probed nowhere"
             return ret
         status = __salt__["crm.resource_status"](name)
+    except CommandExecutionError as exc:
+        # Pacemaker is not running here (yet): when it starts it probes with the agent in place.
+        ret["comment"] = f"The cluster does not answer on this node ({exc}): its probes run once it does"
+        return ret
+    try:
         if not status["exists"]:
             ret["comment"] = f"{name} is not in the CIB yet: the cluster probes it on every node when it is created"
             return ret
@@ -344,8 +350,9 @@ def resource_running(name, timeout=120, interval=2):
     maintenance), the resource in maintenance, blocked, failed or banned on every node, active on
     more than one node, or not in the CIB.
 
-    Under the cluster property ``maintenance-mode=true`` (an operator's maintenance window) it
-    succeeds and says that nothing was checked. ``test=True`` checks once, waits for nothing, and
+    Under the cluster property ``maintenance-mode=true`` (an operator's maintenance window), or on
+    a node whose partition has no quorum (the quorate one decides where it runs), it succeeds and
+    says that nothing was checked. ``test=True`` checks once, waits for nothing, and
     reports a problem as ``result: None``. With ``CIB_file`` set (no cluster) it checks the file
     once.
 

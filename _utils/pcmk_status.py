@@ -134,6 +134,7 @@ def resource_status(mon_xml, cib_xml, name):
     ``target_role`` (str or None), ``is_managed`` and ``maintenance`` (bools from its meta
     attributes), ``meta_from`` ({meta name: id of the resource, parent or 'rsc_defaults' that sets
     it}), ``cluster_maintenance`` (cluster property ``maintenance-mode``), ``dc`` (str or None),
+    ``quorum`` (bool: whether the partition of the node that ran crm_mon has quorum),
     ``nodes`` ({node: {'online', 'standby', 'maintenance'}}), ``fail_counts`` ({node: int},
     INFINITY as 1000000), ``migration_threshold`` (int), ``failures`` ({node: [{'op', 'rc',
     'status', 'reason'}]}), ``banned_on`` ({node: constraint id}), ``probes`` ({node: OCF rc of the
@@ -190,6 +191,7 @@ def resource_status(mon_xml, cib_xml, name):
         "meta_from": {key: where for key, (_value, where) in meta.items()},
         "cluster_maintenance": _truth(options.get("maintenance-mode")) if options is not None else False,
         "dc": dc.get("name") if dc is not None and _truth(dc.get("present")) else None,
+        "quorum": _truth(dc.get("with_quorum"), True) if dc is not None and _truth(dc.get("present")) else True,
         "nodes": nodes, "fail_counts": fail_counts, "migration_threshold": threshold,
         "failures": failures, "banned_on": _bans(root, name), "probes": probes, "known_on": known,
     }
@@ -241,7 +243,7 @@ def health(status, name):
     ``{'state': str, 'ok': bool, 'final': bool, 'comment': str, 'fix': str or None}``.
 
     ``state`` is one of ``started`` (ok), ``cluster-maintenance`` (ok: the cluster manages nothing,
-    nothing was checked), ``absent``, ``target-role-stopped``, ``unmanaged``, ``maintenance``,
+    nothing was checked), ``no-quorum`` (ok: this node's partition cannot tell, nothing was checked), ``absent``, ``target-role-stopped``, ``unmanaged``, ``maintenance``,
     ``failed-everywhere``, ``multiple``, ``blocked``, ``not-started``. ``final`` is False for what
     the cluster may still resolve by itself (a start in progress, a failover, a failure-timeout);
     an administrator's setting is final. ``fix`` is the command that resolves it.
@@ -254,6 +256,10 @@ def health(status, name):
         return out("cluster-maintenance", True, True,
                    "the cluster property maintenance-mode is true: Pacemaker manages nothing (a"
                    f" maintenance window), so where {name} runs was not checked")
+    if not status["quorum"]:
+        return out("no-quorum", True, True,
+                   f"this node's partition has no quorum: where {name} runs is the quorate partition's"
+                   " to decide, so it was not checked here")
     if not status["exists"]:
         return out("absent", False, False, f"resource {name} is not in the CIB",
                    "salt-call state.apply glance_ha.cluster on the writer (the DC)")
