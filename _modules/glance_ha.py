@@ -36,6 +36,7 @@ def _rules(agent_params=None):
             "interfaces": __utils__["glance_ha_keystone.interfaces"](),
             "is_secret": __utils__["glance_ha_secrets.is_secret"],
             "agent_params": agent_params,
+            "nics": sorted(__grains__.get("ip_interfaces") or {}),
             "pacemaker": bool(_pacemaker_found())}
 
 

@@ -58,7 +58,7 @@ def __virtual__():
     return False, "crm states: the crm execution module is not loaded (are the Pacemaker CLI tools installed?)"
 
 
-def configured(name, objects, writer="", secret_params=None, agent_sources=None):
+def configured(name, objects, writer="", secret_params=None, agent_sources=None, owner=None):
     """
     The objects of ``objects`` are in the CIB exactly as declared, reconciled as ONE transaction.
 
@@ -74,11 +74,15 @@ def configured(name, objects, writer="", secret_params=None, agent_sources=None)
         ``{agent: source}`` of agents that this run installs (e.g. by a ``file.managed`` this
         state requires). Under ``test=True`` such an agent may be missing: its parameter check is
         deferred and the comment says so. A real run always checks against the installed agent.
+    owner
+        Id of the CIB ``<tag>`` marking the objects this state owns: the declared resources and
+        constraints are its members; members no longer declared (a renamed resource and its
+        constraints) are removed in the same transaction. Objects outside the tag are never touched.
 
     ``changes``: ``{object id: diff}`` (``{'old': None, 'new': {...}}`` for a new object).
     """
     res = __salt__["crm.apply"](objects, test=bool(__opts__.get("test")), writer=writer,
-                                secret_params=secret_params, agent_sources=agent_sources)
+                                secret_params=secret_params, agent_sources=agent_sources, owner=owner)
     return __utils__["glance_ha_states.ret"](name, res["result"], res["changes"], res["comment"])
 
 
@@ -264,6 +268,127 @@ def resource_restarted(name, timeout=120, wait=True):
     return __utils__["glance_ha_states.pending"](
         ret, test, changes, f"{name} is active on this node ({me}) and would be restarted",
         f"{name} restarted on {me}" + (" and the cluster settled" if wait else ""))
+
+
+def resource_probed(name, timeout=30, interval=1):
+    """
+    Resource ``name`` has been probed on this node, and the probe did not fail. If it never ran
+    here, or failed (e.g. rc 5 "not installed": the node joined, or the resource was created, before
+    this node had the agent), the resource is refreshed on this node only (``crm_resource --refresh
+    --resource <name> --node <this node>``) and the new probe awaited (at most ``timeout`` s), so
+    the node is a failover target without a manual refresh. Require the agent's file.
+
+    Succeeds without acting when the resource is not in the CIB yet, when Pacemaker does not answer
+    on this node (it probes everything when it starts, the agent then in place), or without a
+    cluster (``CIB_file``).
+
+    .. code-block:: yaml
+
+        glance-api-probed:
+          crm.resource_probed:
+            - name: p_glance-api
+            - require:
+              - file: /usr/lib/ocf/resource.d/openstack/glance-api
+    """
+    test = bool(__opts__.get("test"))
+    ret = __utils__["glance_ha_states.ret"](name)
+    needs_probe = __utils__["pcmk_status.needs_probe"]
+    try:
+        me = __salt__["crm.node_name"]()
+        if me is None:
+            ret["comment"] = f"No cluster (CIB_file is set): {name} is probed nowhere"
+            return ret
+        status = __salt__["crm.resource_status"](name)
+    except CommandExecutionError as exc:
+        # Pacemaker is not running here (yet): when it starts it probes with the agent in place.
+        ret["comment"] = f"The cluster does not answer on this node ({exc}): its probes run once it does"
+        return ret
+    try:
+        if not status["exists"]:
+            ret["comment"] = f"{name} is not in the CIB yet: the cluster probes it on every node when it is created"
+            return ret
+        if not needs_probe(status, me):
+            ret["comment"] = f"{name} was probed on this node ({me})"
+            return ret
+        before = (f"probe failed (rc {status['probes'][me]})" if me in status["probes"]
+                  else "never probed")
+        changes = {"refreshed": {"old": before, "new": me}}
+        if test:
+            return __utils__["glance_ha_states.pending"](
+                ret, True, changes, f"{name} {before} on this node ({me}): would refresh it here", "")
+        __salt__["crm.refresh"](name, node=me)
+        deadline = time.monotonic() + float(timeout)
+        status = __salt__["crm.resource_status"](name)
+        while needs_probe(status, me) and time.monotonic() < deadline:
+            time.sleep(float(interval))
+            status = __salt__["crm.resource_status"](name)
+    except CommandExecutionError as exc:
+        ret["result"] = False
+        ret["comment"] = f"{name}: {exc}"
+        return ret
+    ret["changes"] = changes
+    if needs_probe(status, me):
+        ret["result"] = False
+        probe = status["probes"].get(me)
+        ret["comment"] = (f"{name} {before} on this node ({me}); refreshed, but its probe "
+                          + (f"failed again (rc {probe})" if probe is not None else f"did not run within {timeout} s"))
+        return ret
+    ret["comment"] = f"{name} {before} on this node ({me}): refreshed here, the new probe passed"
+    return ret
+
+
+def resource_running(name, timeout=120, interval=2):
+    """
+    Resource ``name`` is started on exactly one node: a check that changes nothing, meant to be the
+    last state of a highstate. It lets the cluster settle first (``crm_resource --wait``), then asks
+    again every ``interval`` seconds while the cluster may still resolve it by itself (a start or a
+    failover in progress), at most ``timeout`` seconds in all.
+
+    Fails naming the reason and the command that fixes it (nothing is fixed here: each of these is
+    an administrator's decision or needs one): ``target-role=Stopped`` (set by hand, or left by an
+    interrupted ``crm_resource --restart``), unmanaged (``is-managed=false``, a node in
+    maintenance), the resource in maintenance, blocked, failed or banned on every node, active on
+    more than one node, or not in the CIB.
+
+    Under the cluster property ``maintenance-mode=true`` (an operator's maintenance window), or on
+    a node whose partition has no quorum (the quorate one decides where it runs), it succeeds and
+    says that nothing was checked. ``test=True`` checks once, waits for nothing, and
+    reports a problem as ``result: None``. With ``CIB_file`` set (no cluster) it checks the file
+    once.
+
+    .. code-block:: yaml
+
+        glance-api-running:
+          crm.resource_running:
+            - name: p_glance-api
+            - order: last
+    """
+    test = bool(__opts__.get("test"))
+    ret = __utils__["glance_ha_states.ret"](name)
+    deadline = time.monotonic() + float(timeout)
+    try:
+        live = __salt__["crm.node_name"]() is not None
+        if live and not test:
+            try:
+                __salt__["crm.wait"](timeout)
+            except CommandExecutionError:
+                pass  # not settled in time: the status below says what is wrong
+        while True:
+            health = __salt__["crm.resource_status"](name)["health"]
+            if health["ok"] or health["final"] or test or not live or time.monotonic() >= deadline:
+                break
+            time.sleep(float(interval))
+    except CommandExecutionError as exc:
+        ret["result"] = False
+        ret["comment"] = f"{name}: {exc}"
+        return ret
+    if health["ok"]:
+        ret["comment"] = health["comment"]
+        return ret
+    waited = "" if health["final"] or test or not live else f" after waiting {timeout} s"
+    comment = f"{health['comment']}{waited}" + (f". Fix: {health['fix']}" if health["fix"] else "")
+    ret["result"], ret["comment"] = (None, f"Now: {comment}") if test else (False, comment)
+    return ret
 
 
 def agent_unused(name, timeout=120, interval=2):

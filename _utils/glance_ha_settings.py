@@ -154,6 +154,11 @@ def _validate(pillar, merged, schema, rules):
     _control_chars(pillar, (), errors)
     cfg = merged
     _validate_vip(cfg.get("vip", {}), errors)
+    nic, nics = cfg.get("vip", {}).get("nic"), rules.get("nics")
+    if cfg.get("cluster", {}).get("manage") and nics and nic and NIC_RE.match(str(nic)) and nic not in nics:
+        errors.append(f"glance_ha:vip:nic: {nic!r} is not an interface of this minion (it has: {', '.join(nics)});"
+                      " leave vip:nic empty when interface names differ between nodes: IPaddr2 then finds"
+                      " the interface by the route to the VIP")
     _validate_api(cfg.get("api", {}), errors)
     _validate_database(cfg.get("database", {}), errors)
     _validate_messaging(cfg.get("messaging", {}), errors)

@@ -48,7 +48,7 @@ TYPE_OF_TAG = {"rsc_colocation": "colocation", "rsc_order": "order", "rsc_locati
                "rsc_ticket": "ticket", "cluster_property_set": "property"}
 # Elements of sections that are parts of an object, not objects of their own (crm.show).
 PART_TAGS = frozenset(("nvpair", "op", "instance_attributes", "utilization", "resource_set",
-                       "resource_ref", "rule", "expression", "date_expression", "operations"))
+                       "resource_ref", "rule", "expression", "date_expression", "operations", "obj_ref"))
 
 
 # ------------------------------------------------------------------------------- documents
@@ -332,6 +332,8 @@ def internal(elem):
         sets = [_norm_set(s) for s in elem.findall("resource_set")]
         if sets:
             out["sets"] = sets
+    elif tag == "tag":
+        out["members"] = [ref.get("id") for ref in elem.findall("obj_ref")]
     elif tag in ("cluster_property_set", "meta_attributes"):
         out["properties"] = {p.get("name"): p.get("value", "") for p in elem.findall("nvpair")}
     else:
@@ -447,7 +449,7 @@ def objects(root, kind=None, secret_params=()):
     """{id: normalised form} of every resource, constraint and property set (``kind``: only this
     type, e.g. primitive, colocation, property)."""
     out = {}
-    for tag in ("crm_config", "rsc_defaults", "op_defaults", "resources", "constraints"):
+    for tag in ("crm_config", "rsc_defaults", "op_defaults", "resources", "constraints", "tags"):
         sect = section(root, tag)
         if sect is None:
             continue

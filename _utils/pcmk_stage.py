@@ -33,6 +33,8 @@ cib = _cib()
 values, secrets = cib.values, cib.secrets
 PcmkError = values.PcmkError
 
+# What an owner tag (:meth:`Transaction.own`) holds: the resources and constraints declared.
+OWNABLE = ("primitive", "group", "colocation", "order")
 TYPES = ("primitive", "group", "colocation", "order", "property", "property_absent", "absent")
 PROPERTY_SECTIONS = {
     "cluster": ("crm_config", "cluster_property_set", "cib-bootstrap-options"),
@@ -192,7 +194,7 @@ class Transaction:
         self.secret_names = {str(p) for p in (secret_params or ())}
         self.secrets = cib.secret_values(self.read, self.secret_names)
         self.changes, self.order, self.notes = {}, [], []
-        self._specs, self._validate = {}, []
+        self._specs, self._validate, self._declared = {}, [], []
 
     def mask(self, text):
         return secrets.mask(text, self.secrets, self.secret_names)
@@ -214,15 +216,48 @@ class Transaction:
             result = handler(self, name, spec)
         except PcmkError as exc:
             raise PcmkError(self.mask(str(exc))) from None
+        if objtype in OWNABLE and result["id"] not in self._declared:
+            self._declared.append(result["id"])
+        self._record(objtype, result, spec)
+        result["changes"] = self.mask_data(result["changes"])
+        return result
+
+    def _record(self, objtype, result, spec):
         if result["changes"]:
             obj_id, fingerprint = result["id"], (objtype, repr(sorted(spec.items())))
             if self._specs.setdefault(obj_id, fingerprint) != fingerprint:
-                raise PcmkError(f"{objtype} {name}: declared twice with different content")
+                raise PcmkError(f"{objtype} {obj_id}: declared twice with different content")
             self.changes[obj_id] = self.mask_data(result["changes"])
             if obj_id not in self.order:
                 self.order.append(obj_id)
-        result["changes"] = self.mask_data(result["changes"])
-        return result
+
+    def own(self, tag_id):
+        """Mark the resources and constraints declared so far (:meth:`stage`) as owned: the members of
+        the CIB tag ``tag_id``, and nothing else. Owned objects that are no longer declared are staged
+        for removal (constraints first), in this transaction; the tag goes when it owns nothing."""
+        check_id("owner tag", tag_id)
+        elem = _existing(self, "owner tag", "tag", tag_id)
+        before = cib.internal(elem) if elem is not None else None
+        owned = before["members"] if before else []
+        stale = [i for i in owned if i not in self._declared]
+        kinds = {i: getattr(cib.find_by_id(self.target, i), "tag", None) for i in stale}
+        for obj_id in sorted(stale, key=lambda i: kinds[i] not in cib.CONSTRAINT_TAGS):
+            if kinds[obj_id] in cib.RESOURCE_TAGS | cib.CONSTRAINT_TAGS:
+                self._record("absent", _stage_absent(self, obj_id, {}), {})
+        if owned == self._declared:
+            return
+        if elem is None:
+            elem = ET.SubElement(cib.section(self.target, "tags", create=True), "tag", {"id": tag_id})
+        for ref in list(elem):
+            elem.remove(ref)
+        for obj_id in self._declared:
+            ET.SubElement(elem, "obj_ref", {"id": obj_id})
+        if not self._declared:
+            cib.parents(self.target)[elem].remove(elem)
+        after = cib.internal(elem) if self._declared else None
+        changes = {"old": None, "new": cib.display(after)} if before is None else (
+            {"old": cib.display(before), "new": None} if after is None else cib.diff(before, after))
+        self._record("tag", {"id": tag_id, "changes": changes}, {})
 
     def agents_to_validate(self):
         """The agents (set) whose meta-data :meth:`validate` needs: those of changed primitives."""

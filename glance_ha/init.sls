@@ -20,3 +20,6 @@ include:
 {%- if glance_ha.endpoints.manage %}
   - {{ tplroot }}.endpoints
 {%- endif %}
+{%- if glance_ha.cluster.manage %}
+  - {{ tplroot }}.cluster.health
+{%- endif %}

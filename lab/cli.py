@@ -1,13 +1,15 @@
 """The lab's command line (root)::
 
-    python -m lab up [--no-services] | status | down
+    python -m lab up [--no-services] [--controllers N] [--boot 1,2,4] | status | down
     python -m lab exec N CMD...        # in controller N (nsenter into all its namespaces)
     python -m lab svc CMD...           # in the services namespace
     python -m lab client CMD...        # in the client namespace
     python -m lab salt TARGET FUN ...  # the salt CLI against the lab's master
     python -m lab crash|stop|start|isolate|heal N
 
-Options (before the command): --prefix, --net, --run-dir. Env: see lab.lab.
+Options (before the command): --prefix, --net, --run-dir. `up --controllers N` (3 to 5, default
+LAB_CONTROLLERS or 3); `up --boot 1,2,4` boots only those controllers (the others join later with
+`start N`). Env: see lab.lab.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ PASS_THROUGH = ("exec", "svc", "client", "salt")
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m lab", description="The glance-ha lab: three Pacemaker "
+    ap = argparse.ArgumentParser(prog="python -m lab", description="The glance-ha lab: 3 to 5 Pacemaker "
                                  "controllers, MariaDB, RabbitMQ, Keystone and a Salt master in namespaces.")
     ap.add_argument("--prefix")
     ap.add_argument("--net")
@@ -33,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up")
     up.add_argument("--no-services", action="store_true", help="cluster + salt only")
+    up.add_argument("--controllers", type=int, help="number of controllers, 3 to 5 (default 3)")
+    up.add_argument("--boot", help="comma-separated controllers to boot now (default: all)")
     sub.add_parser("status")
     sub.add_parser("down")
     for name in ("crash", "stop", "start", "isolate", "heal"):
@@ -66,8 +70,8 @@ def main(argv=None) -> int:
     a = _parser().parse_args(argv)
     try:
         if a.cmd == "up":
-            lab = Lab(prefix=a.prefix, net=a.net, run_dir=a.run_dir)
-            lab.up(services=not a.no_services)
+            lab = Lab(prefix=a.prefix, net=a.net, run_dir=a.run_dir, nodes=a.controllers)
+            lab.up(services=not a.no_services, boot=[int(n) for n in a.boot.split(",")] if a.boot else None)
             print(f"lab {lab.prefix} up in {lab.timings['bring-up total']:.1f} s; run dir {lab.run_dir}")
             return 0
         if a.cmd == "down":

@@ -1,4 +1,4 @@
-"""The glance-ha lab: a services namespace and three Pacemaker controllers on one machine.
+"""The glance-ha lab: a services namespace and three (up to five) Pacemaker controllers on one machine.
 
 Topology (network namespaces only; nothing of the lab runs in the host's network namespace)::
 
@@ -7,7 +7,7 @@ Topology (network namespaces only; nothing of the lab runs in the host's network
                           (file_roots = the repo, pillar_roots = lab/pillar + the run's pillar dir) and
                           the shared image store (a directory bind-mounted into every controller at
                           /var/lib/glance/images, standing in for NFS)
-    <pfx>-n1..3 .11-.13   controllers ctl1..ctl3: corosync + pacemaker + salt-minion; glance-api is started
+    <pfx>-n1..N .11-.1N   controllers ctl1..ctlN (N = 3..5): corosync + pacemaker + salt-minion; glance-api is started
                           by Pacemaker through the formula's OCF agent
     <pfx>-cl    .50       the client (curl, the openstack client)
     VIPs        .100 internal, .101 public
@@ -20,7 +20,7 @@ lab's state file and its life cycle (preflight, up, cleanup, down).
 
 STONITH is disabled in the lab only (a node "crash" here cannot be fenced unless enable_fencing() is
 on); real sites must fence. Env: LAB_PREFIX (gl), LAB_NET (198.51.100.0/24), LAB_RUN (lab/run/<prefix>),
-LAB_TOKEN (corosync token in ms, 1000).
+LAB_TOKEN (corosync token in ms, 1000), LAB_CONTROLLERS (3 to 5; default 3).
 """
 
 from __future__ import annotations
@@ -45,12 +45,13 @@ from lab.provision import ServicesNamespace
 from lab.topology import Topology, check_range, remove_empty_namespaces
 
 __all__ = ["VENV", "VENV_OS", "Lab", "LabError", "remove_empty_namespaces"]
+MIN_CONTROLLERS, MAX_CONTROLLERS = 3, 5
 
 
 class Lab(Topology, Nodes, Fencing, ServicesNamespace, Probes):
     """One lab: namespaces, processes and state under run_dir (see the module docstring)."""
 
-    def __init__(self, prefix: str | None = None, net: str | None = None, run_dir=None, nodes: int = 3,
+    def __init__(self, prefix: str | None = None, net: str | None = None, run_dir=None, nodes: int | None = None,
                  token: int | None = None, tied: bool = False, log=None):
         self.prefix = prefix or os.environ.get("LAB_PREFIX", "gl")
         if not re.fullmatch(r"[a-z][a-z0-9]{0,7}", self.prefix):
@@ -58,6 +59,9 @@ class Lab(Topology, Nodes, Fencing, ServicesNamespace, Probes):
         self.net = ipaddress.ip_network(net or os.environ.get("LAB_NET", "198.51.100.0/24"))
         if self.net.version != 4 or self.net.num_addresses < 128:
             raise LabError(f"lab network {self.net}: need an IPv4 network of /25 or larger")
+        nodes = int(nodes or os.environ.get("LAB_CONTROLLERS", "3"))
+        if not MIN_CONTROLLERS <= nodes <= MAX_CONTROLLERS:
+            raise LabError(f"{nodes} controllers: the lab runs {MIN_CONTROLLERS} to {MAX_CONTROLLERS}")
         self.nodes = nodes
         self.token = int(token or os.environ.get("LAB_TOKEN", "1000"))
         self.run_dir = Path(run_dir or os.environ.get("LAB_RUN") or LAB_DIR / "run" / self.prefix).resolve()
@@ -145,7 +149,9 @@ class Lab(Topology, Nodes, Fencing, ServicesNamespace, Probes):
             self._save()
 
     # ---- bring-up and teardown -----------------------------------------------------------------
-    def up(self, services: bool = True, wait: bool = True) -> Lab:
+    def up(self, services: bool = True, wait: bool = True, boot=None) -> Lab:
+        """Create the lab and boot its controllers (``boot``: only these numbers; the others are
+        configured in Corosync and join later with start(n))."""
         t0 = time.monotonic()
         self.preflight()
         self.cleanup()
@@ -153,7 +159,7 @@ class Lab(Topology, Nodes, Fencing, ServicesNamespace, Probes):
         self._timed("namespaces", self._make_network)
         self._start_svc()
         svc_proc = self._services_start() if services else None
-        for n in self.node_range:
+        for n in boot or self.node_range:
             self.start(n, wait=False)
         if wait:
             self._timed("cluster formed", self.wait_cluster)

@@ -71,7 +71,10 @@ class Nodes:
     def _corosync_conf(self) -> str:
         nodes = "".join(f"  node {{\n    ring0_addr: {self.node_addr(n)}\n    name: {self.node_name(n)}\n"
                         f"    nodeid: {n}\n  }}\n" for n in self.node_range)
-        two = "  two_node: 1\n" if self.nodes == 2 else ""
+        # Two nodes: two_node. An even number above: auto_tie_breaker, so that the half holding the highest
+        # node id keeps quorum when exactly half the controllers are gone (two crashes of four).
+        two = ("  two_node: 1\n" if self.nodes == 2 else
+               "  auto_tie_breaker: 1\n  auto_tie_breaker_node: highest\n" if self.nodes % 2 == 0 else "")
         return (f"totem {{\n  version: 2\n  cluster_name: {self.prefix}lab\n  transport: knet\n"
                 f"  crypto_cipher: none\n  crypto_hash: none\n  token: {self.token}\n}}\n"
                 f"nodelist {{\n{nodes}}}\n"

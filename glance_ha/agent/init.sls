@@ -14,3 +14,13 @@ glance_ha-agent:
     - group: root
     - mode: '0755'
     - makedirs: true
+{%- if cluster.manage %}
+
+{#- A controller that joins after p_glance-api exists was probed before it had the agent (rc 5, "not
+    installed") and would stay excluded: refresh the resource on this node only, once the agent is here. #}
+glance_ha-agent-probed:
+  crm.resource_probed:
+    - name: {{ cluster.resource }}
+    - require:
+      - file: glance_ha-agent
+{%- endif %}

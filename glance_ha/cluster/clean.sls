@@ -6,7 +6,7 @@
     so no node pulls the agent or glance-api.conf from under a glance-api that is still running. #}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import glance_ha %}
-{%- from tplroot ~ "/cluster/objects.jinja" import owned, owned_properties %}
+{%- from tplroot ~ "/cluster/objects.jinja" import owned, owned_properties, owner %}
 {%- set objects = [] %}
 {%- for obj in owned %}
 {%-   do objects.append({'absent': obj}) %}
@@ -20,6 +20,7 @@ glance_ha-cluster-clean:
     - objects: {{ objects | json }}
     - writer: {{ glance_ha.cluster.writer | json }}
     - secret_params: {{ glance_ha.cluster.get('secret_params', []) | json }}
+    - owner: {{ owner }}
 
 glance_ha-cluster-clean-settled:
   crm.agent_unused:

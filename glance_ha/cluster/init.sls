@@ -5,7 +5,7 @@
     (glance_ha:cluster:writer, or the Pacemaker DC). #}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import glance_ha %}
-{%- from tplroot ~ "/cluster/objects.jinja" import objects %}
+{%- from tplroot ~ "/cluster/objects.jinja" import objects, owner %}
 {%- set cl = glance_ha.cluster %}
 {%- if cl.manage %}
 
@@ -20,6 +20,7 @@ glance_ha-cluster:
     - objects: {{ objects | json }}
     - writer: {{ cl.writer | json }}
     - secret_params: {{ cl.get('secret_params', []) | json }}
+    - owner: {{ owner }}
     {#- Under test=True the agent may not be installed yet: glance_ha-agent installs it. #}
     - agent_sources:
         ocf:openstack:glance-api: {{ ('state glance_ha-agent, ' ~ cl.agent_source) | json }}

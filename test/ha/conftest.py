@@ -6,6 +6,7 @@ The lab dies with the pytest process (tied=True: every PID 1 of the lab has PDEA
 torn down at session end; LAB_KEEP_RUN=1 keeps its run dir (logs of every node) for a post-mortem.
 """
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -18,6 +19,10 @@ from lab.lab import VENV, VENV_OS, Lab, remove_empty_namespaces
 from lab.probes import wait_for
 
 RESOURCE = "p_glance-api"
+# The session's lab while it runs: a module with a lab of its own (another number of controllers) stops
+# it first, so that two labs never run at once; such modules run last (pytest_collection_modifyitems).
+SESSION_LABS: list = []
+OWN_LAB_FIXTURES = ("lab4",)
 
 
 def _skip_reason():
@@ -34,17 +39,18 @@ def _skip_reason():
     return missing()
 
 
-@pytest.fixture(scope="session")
-def lab():
+@contextlib.contextmanager
+def new_lab(letter, **kw):
+    """A Lab object (prefix ``letter`` + 4 hex digits, run dir under /tmp, dying with this process),
+    torn down on exit; LAB_KEEP_RUN=1 keeps its run dir. Skips the test without root or the tools."""
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
-    remove_empty_namespaces("t[0-9a-f]{4}")  # left by a session that was killed (its lab died with it)
+    remove_empty_namespaces(f"{letter}[0-9a-f]{{4}}")  # left by a session that was killed (its lab died with it)
     run_dir = tempfile.mkdtemp(prefix="glha-", dir="/tmp")  # short: Salt's unix sockets live below it
-    the_lab = Lab(prefix="t" + secrets.token_hex(2), run_dir=run_dir, tied=True,
-                  log=lambda msg: print(msg, flush=True))
+    the_lab = Lab(prefix=letter + secrets.token_hex(2), run_dir=run_dir, tied=True,
+                  log=lambda msg: print(msg, flush=True), **kw)
     try:
-        the_lab.up()
         yield the_lab
     finally:
         the_lab.down()
@@ -52,6 +58,18 @@ def lab():
             print(f"lab run dir kept: {run_dir}")
         else:
             shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def lab():
+    with new_lab("t") as the_lab:
+        SESSION_LABS.append(the_lab)
+        try:
+            the_lab.up()
+            yield the_lab
+        finally:
+            if the_lab in SESSION_LABS:
+                SESSION_LABS.remove(the_lab)
 
 
 def apply_all(lab):
@@ -138,13 +156,21 @@ _ORDER = {"test_crm_live.py": 0, "test_lab.py": 1, "test_day0.py": 2, "test_clea
 
 def pytest_collection_modifyitems(session, config, items):
     """Within test/ha: test_lab.py on the fresh lab first, then test_day0.py, test_faults*.py, test_clean.py
-    (file order, then definition order); other directories keep their places."""
+    (file order, then definition order), then the tests with a lab of their own (OWN_LAB_FIXTURES);
+    other directories keep their places."""
     here = Path(__file__).resolve().parent
     slots = [i for i, it in enumerate(items) if Path(str(it.fspath)).resolve().parent == here]
     ours = [items[i] for i in slots]
     ranked = sorted(ours, key=lambda it: _ORDER.get(Path(str(it.fspath)).name, 3))
+    ranked = sorted(ranked, key=lambda it: any(f in it.fixturenames for f in OWN_LAB_FIXTURES))
     for i, it in zip(slots, ranked):
         items[i] = it
+
+
+def stop_session_lab():
+    """Stop the session's lab if it runs (a module is about to start a lab of its own)."""
+    while SESSION_LABS:
+        SESSION_LABS.pop().down()
 
 
 class Ledger:

@@ -234,3 +234,29 @@ def test_the_cib_library_is_pure():
                 imported.add(node.module.split(".")[0])
         assert not {n for n in names if n.startswith("__") and n.endswith("__")} - {"__file__", "__name__"}, name
         assert not imported & {"subprocess", "salt"}, name
+
+
+def test_own_marks_the_declared_objects_and_removes_the_undeclared_owned_ones():
+    txn = stage.begin(HAND)
+    txn.stage("primitive", "p_vip", **VIP)
+    txn.own("formula")
+    assert txn.changes["formula"] == {"old": None, "new": {"type": "tag", "id": "formula", "members": ["p_vip"]}}
+    owned = cib.parse(txn.target_xml())
+    assert [ref.get("id") for ref in owned.find("configuration/tags/tag")] == ["p_vip"]
+    # next run: p_vip renamed to p_vip2; the constraint "col" (not owned) still names p_vip
+    txn = stage.begin(cib.to_xml(owned))
+    txn.stage("primitive", "p_vip2", **dict(VIP, params={"ip": "198.51.100.11"}))
+    txn.own("formula")
+    assert txn.changes["p_vip"]["new"] is None and txn.changes["p_vip2"]["old"] is None
+    assert txn.changes["formula"] == {"members": {"old": ["p_vip"], "new": ["p_vip2"]}}
+    assert cib.find_by_id(txn.target, "p_other") is not None and cib.find_by_id(txn.target, "col") is not None
+    with pytest.raises(stage.PcmkError, match="constraint col refers to resource p_vip which this run removes"):
+        txn.check_references()
+    # nothing declared: the owned objects and the tag go; what is not owned stays
+    txn = stage.begin(cib.to_xml(owned).replace('<rsc_colocation id="col" score="inf" with-rsc="p_vip" rsc="p_other"/>',
+                                                ""))
+    txn.own("formula")
+    assert set(txn.changes) == {"p_vip", "formula"} and txn.changes["formula"]["new"] is None
+    assert cib.find_by_id(txn.target, "formula") is None and cib.find_by_id(txn.target, "p_other") is not None
+    with pytest.raises(stage.PcmkError, match="already used by a <primitive>"):
+        stage.begin(HAND).own("p_other")

@@ -435,3 +435,23 @@ def test_database_lifecycle_keys(settings, example_pillar):
         assert key in text
     created = settings(deep_merge(base, {"database": {"create": True, "admin": {"password": "db-admin-secret"}}}))
     assert created["database"]["admin"]["username"] == "root"
+
+
+def test_vip_nic_is_one_of_this_minions_interfaces(defaults, osfamilymap, example_pillar):
+    """vip:nic names an interface of the minion that renders it (its ip_interfaces grain); the error
+    names the key and says to leave it empty when names differ between nodes."""
+    minion = load("_modules/glance_ha.py", __grains__={"os_family": "Debian", "ip_interfaces": {
+        "lo": ["127.0.0.1"], "ens3": ["10.0.0.21"]}}, __opts__={}, __salt__={"cp.get_file_str": fileserver})
+    pillar = copy.deepcopy(example_pillar["glance_ha"])
+    pillar["vip"]["nic"] = "eth0"
+    with pytest.raises(SaltInvocationError) as info:
+        minion.settings(defaults, osfamilymap, pillar=copy.deepcopy(pillar))
+    assert "glance_ha:vip:nic: 'eth0' is not an interface of this minion (it has: ens3, lo)" in str(info.value)
+    assert "leave vip:nic empty when interface names differ" in str(info.value)
+    pillar["vip"]["nic"] = "ens3"
+    assert minion.settings(defaults, osfamilymap, pillar=copy.deepcopy(pillar))["vip"]["nic"] == "ens3"
+    pillar["vip"]["nic"] = ""
+    minion.settings(defaults, osfamilymap, pillar=copy.deepcopy(pillar))
+    pillar["vip"]["nic"] = "eth0"
+    pillar["cluster"]["manage"] = False  # no VIP resources: nothing uses vip:nic
+    minion.settings(defaults, osfamilymap, pillar=copy.deepcopy(pillar))

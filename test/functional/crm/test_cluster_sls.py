@@ -10,7 +10,9 @@ pytestmark = pytest.mark.usefixtures("glance_agent")
 CLUSTER = "glance_ha-cluster"
 OBJECTS = ("p_ip_glance-api", "p_ip_glance-api-public", "p_glance-api",
            "col_p_glance-api_with_p_ip_glance-api", "ord_p_ip_glance-api_before_p_glance-api",
-           "col_p_ip_glance-api-public_with_p_ip_glance-api", "ord_p_ip_glance-api-public_before_p_glance-api")
+           "ord_p_glance-api_stops_before_p_ip_glance-api",
+           "col_p_ip_glance-api-public_with_p_ip_glance-api", "ord_p_ip_glance-api-public_before_p_glance-api",
+           "ord_p_glance-api_stops_before_p_ip_glance-api-public")
 
 
 @pytest.fixture
@@ -41,14 +43,14 @@ def test_cluster_sls_alone_in_test_mode_shows_everything_and_writes_nothing(modu
     assert results[CLUSTER].changes["p_glance-api"]["new"]["params"] == {
         "config": "/etc/glance/glance-api.conf", "credentials_file": "/etc/glance/ocf-credentials",
         "monitor_level": "http", "bind_host": "0.0.0.0", "bind_port": "9292", "workers": "2"}
-    assert "Would write 8 object(s)" in results[CLUSTER].comment
+    assert "Would write 11 object(s)" in results[CLUSTER].comment  # 9 objects, stickiness, the owner tag
     assert cib.xml() == before
 
 
 def test_cluster_sls_creates_a_valid_configuration_and_a_rerun_changes_nothing(modules, cib, pillar):
     epoch = cib.epoch
     results = apply(modules, pillar)
-    assert list(results[CLUSTER].changes) == [*OBJECTS, "rsc_defaults:rsc-options"]
+    assert list(results[CLUSTER].changes) == [*OBJECTS, "rsc_defaults:rsc-options", "glance_ha"]
     assert cib.epoch == epoch + 1
     assert cib.verify().returncode == 0, cib.verify().stderr
     for obj in OBJECTS:
@@ -94,7 +96,7 @@ def test_cluster_sls_follows_pillar_changes_in_one_write(modules, cib, pillar):
         "ops": {"monitor-20s": {"interval": {"old": "30s", "new": "20s"}, "timeout": {"old": "30s", "new": "40s"},
                                 "op": {"old": "monitor-30s", "new": "monitor-20s"}}}}
     for obj in ("p_ip_glance-api-public", "col_p_ip_glance-api-public_with_p_ip_glance-api",
-                "ord_p_ip_glance-api-public_before_p_glance-api"):
+                "ord_p_ip_glance-api-public_before_p_glance-api", "ord_p_glance-api_stops_before_p_ip_glance-api-public"):
         assert cib.find(obj) is None, obj
     assert cib.epoch == epoch + 1
     assert [op.get("id") for op in cib.find("p_glance-api").iter("op")] == op_ids
@@ -165,7 +167,7 @@ def test_cluster_clean_removes_exactly_the_formula_objects_in_one_write(modules,
     clean = ret["glance_ha-cluster-clean"]
     assert clean.result is True, clean.comment
     assert ret["glance_ha-cluster-clean-settled"].result is True
-    assert sorted(clean.changes) == sorted([*OBJECTS, "rsc_defaults:resource-stickiness"])
+    assert sorted(clean.changes) == sorted([*OBJECTS, "rsc_defaults:resource-stickiness", "glance_ha"])
     assert cib.epoch == epoch + 1  # one write
     for obj in OBJECTS:
         assert cib.find(obj) is None, obj
@@ -191,3 +193,26 @@ def test_cluster_clean_refuses_when_a_foreign_constraint_names_a_formula_resourc
     clean = ret["glance_ha-cluster-clean"]
     assert clean.result is False and "loc_api" in clean.comment and "p_glance-api" in clean.comment
     assert cib.xml() == before
+
+
+def test_a_vip_change_restarts_only_that_vip(modules, cib, pillar):
+    """The scheduler's plan (crm_simulate) for a new public VIP address: that VIP restarts, glance-api
+    does not; a move stops glance-api before its VIPs."""
+    from crm_helpers import run
+
+    apply(modules, pillar)
+    run("crm_simulate", "--xml-file", str(cib.path), "--in-place", "--quiet", "--node-up", "n1", "--node-up", "n2")
+    changed = copy.deepcopy(pillar)
+    changed["glance_ha"]["vip"]["public"] = "198.51.100.12/25"
+    assert apply(modules, changed)[CLUSTER].changes["p_ip_glance-api-public"]["params"]["ip"]["new"] == "198.51.100.12"
+    plan = run("crm_simulate", "--xml-file", str(cib.path), "--run").stdout
+    summary = plan.split("Transition Summary:")[1]
+    assert "Restart    p_ip_glance-api-public" in summary and "p_glance-api " not in summary, summary
+    graph = cib.path.parent / "graph.xml"
+    node = modules.crm.locate("p_glance-api")[0]
+    run("crm_standby", "--node", node, "--update", "on")
+    run("crm_simulate", "--xml-file", str(cib.path), "--run", "--save-graph", str(graph))
+    inputs = {syn.find("action_set")[0].get("operation_key"): [t[0].get("operation_key") for t in syn.iter("trigger")]
+              for syn in ET.parse(graph).getroot().findall("synapse")}
+    assert "p_glance-api_stop_0" in inputs["p_ip_glance-api_stop_0"]
+    assert "p_glance-api_stop_0" in inputs["p_ip_glance-api-public_stop_0"]
