@@ -1,6 +1,7 @@
 """
-Pacemaker configuration (CIB) over the Pacemaker command-line tools: the one place the formula
-runs them (``cibadmin``, ``crm_verify``, ``crm_diff``, ``crm_resource``, ``crmadmin``, ``crm_node``).
+Pacemaker configuration (CIB) and resource status over the Pacemaker command-line tools
+(``cibadmin``, ``crm_verify``, ``crm_diff``, ``crm_resource``, ``crm_mon``, ``crmadmin``,
+``crm_node``), run by the one tool runner ``_utils/pcmk_tools``.
 
 :py:func:`apply` reconciles a list of objects as ONE transaction: it reads the CIB once
 (``cibadmin --query``), stages every object in a copy of it (``_utils/pcmk_stage``: compared by
@@ -17,23 +18,20 @@ Secrets never go on a command line: XML goes on stdin or in 0600 files in a priv
 ``CIB_file``: every tool honours it and the environment is passed through unchanged; with it set
 there is no cluster and this process is the writer.
 
-:depends: pacemaker-cli-utils (cibadmin, crm_verify, crm_diff, crm_resource, crmadmin, crm_node)
+:depends: pacemaker-cli-utils (cibadmin, crm_verify, crm_diff, crm_resource, crm_mon, crmadmin,
+    crm_node)
 """
 
-import logging
 import os
 import re
 import shutil
-import subprocess
 import time
 
 from salt.exceptions import CommandExecutionError
 
-log = logging.getLogger(__name__)
-
 __virtualname__ = "crm"
 
-BINARIES = ("cibadmin", "crm_verify", "crm_diff", "crm_resource", "crmadmin", "crm_node")
+BINARIES = ("cibadmin", "crm_verify", "crm_diff", "crm_resource", "crm_mon", "crmadmin", "crm_node")
 META_KEY = "crm.agent_metadata"
 LAST_KEY = "crm.last_commit"
 WRITER_KEY = "crm.writer"
@@ -64,50 +62,22 @@ def _mask(text, secrets=(), extra=()):
     return __utils__["glance_ha_secrets.mask"](text, secrets, extra)
 
 
-def _run(args, stdin=None, timeout=TOOL_TIMEOUT, secrets=(), extra=()):
-    """(rc, stdout, masked one-line stderr) of a Pacemaker tool found on PATH, the environment
-    (``CIB_file`` included) passed through unchanged."""
-    env = dict(os.environ)
-    env.setdefault("LC_ALL", "C")
-    log.debug("crm: running %s", " ".join(args))
+def _util(func, *args, **kwargs):
+    """``__utils__[func]`` (``pcmk_tools``: the one runner of the Pacemaker tools); its errors as
+    CrmError."""
     try:
-        proc = subprocess.run(args, input=stdin, capture_output=True, text=True, timeout=timeout,
-                              env=env, check=False)
-    except FileNotFoundError:
-        raise CrmError(f"{args[0]}: command not found (install pacemaker-cli-utils)") from None
-    except subprocess.TimeoutExpired:
-        raise CrmError(f"{' '.join(args)}: no answer within {timeout} s") from None
-    err = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", proc.stderr or "").split())
-    return proc.returncode, proc.stdout, _mask(err, secrets, extra)
+        return __utils__[func](*args, **kwargs)
+    except ValueError as exc:
+        raise CrmError(str(exc)) from None
 
 
-def _answer(args, allowed=None, rcs=(0,)):
-    """The one-line answer (str) of a cluster query tool; CrmError if it exits with a code not in
-    ``rcs`` or says something else than one of ``allowed``."""
-    rc, out, err = _run(args, timeout=30)
-    if rc not in rcs or (allowed and out.strip() not in allowed):
-        raise CrmError(f"{' '.join(args)} failed (rc={rc}): {err or out.strip()}")
-    return out.strip()
+def _run(args, stdin=None, timeout=TOOL_TIMEOUT, secrets=(), extra=()):
+    """(rc, stdout, masked one-line stderr) of a Pacemaker tool (``pcmk_tools.run``)."""
+    return _util("pcmk_tools.run", args, stdin=stdin, timeout=timeout, secret_values=secrets, extra=extra)
 
 
 def _query():
-    rc, out, err = _run(["cibadmin", "--query"])
-    if rc != 0:
-        raise CrmError(f"cibadmin --query failed (rc={rc}): {err}")
-    return out
-
-
-def _verify_text(xml, secrets=(), extra=()):
-    """crm_verify a staged CIB's configuration (its status section left out)."""
-    try:
-        xml = __utils__["pcmk_cib.configuration_only"](xml)
-    except ValueError as exc:
-        raise CrmError(str(exc)) from None
-    with __utils__["glance_ha_files.private_dir"]("salt-crm-") as tmp:
-        path = __utils__["glance_ha_files.write_private"](tmp, "cib.xml", xml)
-        rc, out, err = _run(["crm_verify", "-V", "--xml-file", path], secrets=secrets, extra=extra)
-    output = _mask(" ".join((out + " " + err).replace(path, "<staged CIB>").split()), secrets, extra)
-    return {"valid": rc == 0, "output": output}
+    return _util("pcmk_tools.query")
 
 
 def _secret_names(secret_params):
@@ -117,10 +87,7 @@ def _secret_names(secret_params):
 
 
 def _cib(text):
-    try:
-        return __utils__["pcmk_cib.parse"](text)
-    except ValueError as exc:
-        raise CrmError(str(exc)) from None
+    return _util("pcmk_cib.parse", text)
 
 
 # ------------------------------------------------------------------------------- reading
@@ -148,10 +115,7 @@ def cib_versions():
 
         salt '*' crm.cib_versions
     """
-    rc, out, err = _run(["cibadmin", "--query", "--xpath", "/cib", "--no-children"])
-    if rc != 0:
-        raise CrmError(f"cibadmin --query failed (rc={rc}): {err}")
-    return dict(zip(("admin_epoch", "epoch", "num_updates"), __utils__["pcmk_cib.versions"](_cib(out))))
+    return dict(zip(("admin_epoch", "epoch", "num_updates"), _util("pcmk_tools.versions_now")))
 
 
 def get(name, secret_params=None):
@@ -206,26 +170,7 @@ def agent_metadata(agent):
 
 def _metadata(agents):
     """{agent: parsed meta-data, or why it is missing (str)}; only successes are cached."""
-    cache = __context__.setdefault(META_KEY, {})
-    out = {}
-    for agent in sorted(agents):
-        if agent not in cache:
-            try:
-                __utils__["pcmk_values.split_agent"](agent)
-            except ValueError as exc:
-                out[agent] = str(exc)
-                continue
-            rc, text, err = _run(["crm_resource", "--show-metadata", agent])
-            if rc != 0 or "<resource-agent" not in text:
-                out[agent] = f"crm_resource --show-metadata: {err or 'rc=' + str(rc)}"
-                continue
-            try:
-                cache[agent] = __utils__["pcmk_cib.agent_metadata"](agent, text)
-            except ValueError as exc:
-                out[agent] = str(exc)
-                continue
-        out[agent] = cache[agent]
-    return out
+    return _util("pcmk_tools.metadata", agents, __context__.setdefault(META_KEY, {}))
 
 
 def verify(secret_params=None):
@@ -256,7 +201,7 @@ def node_name():
     """
     if os.environ.get("CIB_file"):
         return None
-    return _answer(["crm_node", "-n"])
+    return _util("pcmk_tools.answer", ["crm_node", "-n"])
 
 
 def dc():
@@ -295,7 +240,7 @@ def has_quorum():
     if os.environ.get("CIB_file"):
         return True
     # Without quorum crm_node -q prints 0 and exits with 106 (CRM_EX_QUORUM, "requires quorum").
-    return _answer(["crm_node", "-q"], ("0", "1"), rcs=(0, 106)) == "1"
+    return _util("pcmk_tools.answer", ["crm_node", "-q"], ("0", "1"), rcs=(0, 106)) == "1"
 
 
 def is_dc():
@@ -383,10 +328,37 @@ def _dc_status(dc_wait):
     return {"writer": True, "reason": f"the writer is the DC, {current}, which has quorum"}
 
 
+def resource_status(name):
+    """
+    What Pacemaker says about resource ``name`` now (``crm_mon --output-as=xml`` and the CIB,
+    parsed by ``_utils/pcmk_status``), a dict:
+
+    - ``exists``, ``managed``, ``blocked``, ``failed`` (bool), ``role`` (str or None);
+    - ``active_on`` / ``started_on``: sorted node names where it is active (failed or not) / runs;
+    - ``target_role`` (str or None), ``is_managed``, ``maintenance`` (its meta attributes, bool),
+      ``meta_from`` ({meta name: the resource, parent or 'rsc_defaults' that sets it});
+    - ``cluster_maintenance``: the cluster property ``maintenance-mode`` (bool); ``dc``;
+    - ``nodes``: {node: {'online', 'standby', 'maintenance'}};
+    - ``fail_counts`` ({node: int}, INFINITY as 1000000), ``migration_threshold`` (int),
+      ``failures`` ({node: [{'op', 'rc', 'status', 'reason'}]}), ``banned_on`` ({node: location
+      constraint id}), ``probes`` ({node: OCF rc of its last recorded probe}), ``known_on`` (nodes
+      with any history), ``excluded`` ({node: why it cannot run there now}).
+
+    Raises CrmError if a tool fails. Works on ``CIB_file`` too.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' crm.resource_status p_glance-api
+    """
+    return _util("pcmk_status.resource_status", _util("pcmk_tools.mon"), _query(), name)
+
+
 def locate(name):
     """
-    The nodes (sorted list of str) where resource ``name`` is active now (``crm_resource
-    --locate``); [] if none or if there is no such resource.
+    The nodes (sorted list of str) where resource ``name`` is active now (failed or not); [] if
+    none or if there is no such resource.
 
     CLI Example:
 
@@ -394,12 +366,7 @@ def locate(name):
 
         salt '*' crm.locate p_glance-api
     """
-    rc, out, err = _run(["crm_resource", "--locate", "--resource", name], timeout=30)
-    if rc != 0:
-        if "No such" in err or "not found" in err.lower():
-            return []
-        raise CrmError(f"crm_resource --locate --resource {name} failed (rc={rc}): {err}")
-    return sorted({m.group(1) for m in re.finditer(r"is running on:\s*(\S+)", out)})
+    return resource_status(name)["active_on"]
 
 
 def restart(name, node=None, timeout=120):
@@ -529,9 +496,9 @@ def _apply(objects, test, writer, secret_params, agent_sources):
     try:
         txn.check_references()
         target_xml = txn.target_xml()
-        check = _verify_text(target_xml, txn.secrets, extra)
+        check = _util("pcmk_tools.verify_text", target_xml, txn.secrets, extra)
         if not check["valid"]:
-            if not _verify_text(txn.read_xml, txn.secrets, extra)["valid"]:
+            if not _util("pcmk_tools.verify_text", txn.read_xml, txn.secrets, extra)["valid"]:
                 raise CrmError("the cluster configuration was already invalid before this run (fix it"
                                f" first, e.g. stonith-enabled with no fencing device): {check['output']}")
             raise CrmError(f"crm_verify rejects the staged CIB ({staged}): {check['output']}")
@@ -539,7 +506,7 @@ def _apply(objects, test, writer, secret_params, agent_sources):
         if test:
             return _ret(None, f"Would write {len(txn.order)} object(s) in one transaction: {staged}"
                               f" (crm_verify: valid). {details}.{notes}", txn.changes)
-        new_vers = _write(txn, target_xml, extra)
+        new_vers = _util("pcmk_tools.patch", txn, target_xml, extra)
     except (ValueError, CommandExecutionError) as exc:
         return _ret(False, txn.mask(str(exc) if str(exc).startswith("Nothing written") else
                                     f"Nothing written: {exc}"))
@@ -552,42 +519,6 @@ def _apply(objects, test, writer, secret_params, agent_sources):
 
 def _ret(result, comment, changes=None):
     return {"result": result, "changes": dict(changes or {}), "comment": comment}
-
-
-def _write(txn, target_xml, extra, attempts=3):
-    """Patch the CIB; on a version conflict that is only a status update, rebase and retry.
-    Returns the CIB versions after the write."""
-    pcmk = {name: __utils__[f"pcmk_cib.{name}"] for name in ("parse", "versions", "fmt_versions",
-                                                             "same_configuration", "rebase",
-                                                             "check_patch_scope")}
-    read_xml, read_root, secrets = txn.read_xml, txn.read, txn.secrets
-    for _attempt in range(attempts):
-        with __utils__["glance_ha_files.private_dir"]("salt-crm-") as tmp:
-            old_path = __utils__["glance_ha_files.write_private"](tmp, "read.xml", read_xml)
-            new_path = __utils__["glance_ha_files.write_private"](tmp, "target.xml", target_xml)
-            rc, patch, err = _run(["crm_diff", "--original", old_path, "--new", new_path],
-                                  secrets=secrets, extra=extra)
-        if rc == 0:
-            return pcmk["versions"](read_root)
-        if rc != 1 or "<diff" not in patch:
-            raise CrmError(f"Nothing written: crm_diff failed (rc={rc}): {err}")
-        pcmk["check_patch_scope"](patch)
-        rc, _out, err = _run(["cibadmin", "--patch", "--xml-pipe"], stdin=patch, secrets=secrets, extra=extra)
-        if rc == 0:
-            now = cib_versions()
-            return now["admin_epoch"], now["epoch"], now["num_updates"]
-        fresh_xml = _query()
-        fresh = pcmk["parse"](fresh_xml)
-        if not pcmk["same_configuration"](read_root, fresh):
-            raise CrmError(
-                "Nothing written: the CIB configuration changed since this run read it (version"
-                f" {pcmk['fmt_versions'](pcmk['versions'](read_root))} ->"
-                f" {pcmk['fmt_versions'](pcmk['versions'](fresh))}); someone else wrote it, so it is not"
-                " overwritten. Re-run to reconcile against the new configuration. (cibadmin --patch"
-                f" rc={rc}: {err})")
-        # Only the status section moved on (num_updates): rebase the staged configuration on it.
-        read_xml, read_root, target_xml = fresh_xml, fresh, pcmk["rebase"](fresh, target_xml)
-    raise CrmError(f"Nothing written: the CIB status kept changing; gave up after {attempts} attempts")
 
 
 def last_commit():
