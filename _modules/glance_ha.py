@@ -12,12 +12,19 @@ and what an operator can call must not put one in the job cache. The files that 
 state and never returned. The merging and validation code is ``_utils/glance_ha_settings.py``.
 """
 
+import hashlib
+import os
 import shutil
+import subprocess
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 __virtualname__ = "glance_ha"
 PACEMAKER_BINARIES = ("pacemakerd", "crmadmin", "cibadmin")
+OCF_ROOT = "/usr/lib/ocf"
+MASK = "********"  # how the crm module shows a secret parameter (glance_ha_secrets.MASK)
+OCF_NOT_RUNNING = 7
+AGENT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def __virtual__():
@@ -163,3 +170,101 @@ def writer(writer=None, what="shared state"):
             "writer '' means the Pacemaker DC, but the crm module is not loaded although "
             f"Pacemaker is installed ({', '.join(found)}): fix the crm module, or set the writer to a minion id")}
     return {"write": True, "comment": "No Pacemaker on this minion: it is the only writer."}
+
+
+# ------------------------------------------------------------------------------- the running glance
+def _agent(resource, action, timeout):
+    """(rc, stdout, exit reason) of the resource's OCF agent run here for ``action`` with the
+    resource's parameters from the CIB, as pacemaker-execd runs it (OCF_RESKEY_* environment, the op
+    timeout in ms). Secret parameters are masked in what the crm module returns and are left out:
+    no action run here needs them (the api monitor reads its credentials file)."""
+    prim = __salt__["crm.get"](resource)
+    if not prim or prim.get("type") != "primitive":
+        raise CommandExecutionError(f"{resource} is not a primitive in the CIB")
+    parts = str(prim.get("agent") or "").split(":")
+    if len(parts) != 3 or parts[0] != "ocf" or not all(parts):
+        raise CommandExecutionError(f"{resource} is not an OCF resource ({prim.get('agent')})")
+    provider, kind = parts[1], parts[2]
+    path = os.path.join(OCF_ROOT, "resource.d", provider, kind)
+    env = {"PATH": AGENT_PATH, "LANG": "C", "OCF_ROOT": OCF_ROOT, "OCF_RA_VERSION_MAJOR": "1",
+           "OCF_RA_VERSION_MINOR": "1", "OCF_RESOURCE_INSTANCE": resource, "OCF_RESOURCE_TYPE": kind,
+           "OCF_RESOURCE_PROVIDER": provider, "OCF_RESKEY_CRM_meta_timeout": str(int(timeout) * 1000)}
+    for key, value in (prim.get("params") or {}).items():
+        if str(value) != MASK:
+            env[f"OCF_RESKEY_{key}"] = str(value)
+    try:
+        proc = subprocess.run([path, action], env=env, capture_output=True, text=True, timeout=int(timeout) + 10,
+                              check=False)
+    except FileNotFoundError:
+        raise CommandExecutionError(f"resource agent {path} is not installed on this node") from None
+    except subprocess.TimeoutExpired:
+        raise CommandExecutionError(f"{path} {action}: no answer within {timeout} s") from None
+    reasons = [line.split("ocf-exit-reason:", 1)[1].strip() for line in proc.stderr.splitlines()
+               if "ocf-exit-reason:" in line]
+    return proc.returncode, proc.stdout, _mask("; ".join(reasons) or proc.stderr.strip()[-500:])
+
+
+def _mask(text):
+    return __utils__["glance_ha_secrets.mask"](text)
+
+
+def _sha256(path):
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def running_config(resource="p_glance-api"):
+    """
+    Whether the instance of ``resource`` running on this node runs the configuration its files
+    hold now: the agent's ``loaded-config`` action gives the sha256 of each file it loaded at its
+    start or last reload (glance-api.conf, the paste pipeline, the server settings), compared here
+    with the files' sha256 now.
+
+    Returns ``{'running': bool, 'recorded': bool, 'loaded': {path: sha256}, 'current': {path:
+    sha256 or None}, 'stale': [paths that differ]}``. ``recorded`` False (an instance started by an
+    agent that did not record it) counts as stale: ``stale`` is ``['(not recorded)']``. Not running
+    here: ``running`` False, nothing else filled. Raises CommandExecutionError if the agent fails.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'ctl*' glance_ha.running_config p_glance-api
+    """
+    rc, out, reason = _agent(resource, "loaded-config", 30)
+    if rc == OCF_NOT_RUNNING:
+        return {"running": False, "recorded": False, "loaded": {}, "current": {}, "stale": []}
+    if rc != 0:
+        raise CommandExecutionError(f"{resource}: the agent's loaded-config failed (rc {rc}): {reason}")
+    loaded = {}
+    for line in out.splitlines():
+        digest, _, path = line.strip().partition(" ")
+        if digest and path:
+            loaded[path.strip().lstrip("*")] = digest
+    current = {path: _sha256(path) for path in loaded}
+    stale = sorted(path for path in loaded if current[path] != loaded[path])
+    return {"running": True, "recorded": bool(loaded), "loaded": loaded, "current": current,
+            "stale": stale if loaded else ["(not recorded)"]}
+
+
+def reload(resource="p_glance-api", timeout=120):
+    """
+    Make the instance of ``resource`` running on this node load its configuration again,
+    gracefully (the agent's ``reload`` action: the listening socket stays open; gunicorn's new
+    workers are ready before the old ones retire), with the resource's parameters from the CIB.
+    ``timeout``: seconds. Returns True; raises CommandExecutionError with the agent's exit reason
+    when it is not running here or the reload failed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 glance_ha.reload p_glance-api
+    """
+    rc, _out, reason = _agent(resource, "reload", timeout)
+    if rc != 0:
+        raise CommandExecutionError(f"{resource}: reload failed (agent rc {rc}): {reason}")
+    return True

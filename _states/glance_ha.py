@@ -6,7 +6,9 @@ secrets (glance-api.conf, the OCF agent's credentials file): the settings are de
 inside the state and given to the template as ``glance_ha``; the text is written and never returned.
 Its diff (under ``test=True`` too) shows every secret as ``********``. ``ini_option_present`` /
 ``ini_option_absent`` set / remove one option of an INI file (nova.conf's ``[glance] api_servers``)
-and leave every other line of the operator's file as it was.
+and leave every other line of the operator's file as it was. ``running_config`` reloads the running
+glance-api wherever its configuration files changed since it loaded them (on every run, not only
+when a file changes in this run).
 
 The file is written by ``_utils/glance_ha_files.write_atomic`` rather than by Salt's
 ``file.managed``: ``file.managed`` (salt.utils.files.copyfile) moves its temporary file into place
@@ -28,13 +30,17 @@ renames it over the target (a symlink's target).
 """
 
 import grp
+import logging
 import os
 import pwd
+import time
 
 import salt.utils.files
 import salt.utils.templates
 import salt.utils.yaml
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+log = logging.getLogger(__name__)
 
 __virtualname__ = "glance_ha"
 ERRORS = (CommandExecutionError, SaltInvocationError, OSError, KeyError, ValueError)
@@ -230,3 +236,128 @@ def ini_option_absent(name, section, key):
         The option to remove.
     """
     return _ini_edit(name, section, key, None)
+
+
+def _deferred_because(status, me):
+    """Why Pacemaker would not want glance-api touched here now ([] = it may be reloaded)."""
+    why = []
+    if status.get("cluster_maintenance"):
+        why.append("the cluster is in maintenance-mode")
+    if status.get("maintenance"):
+        why.append("the resource has maintenance=true")
+    if status.get("is_managed") is False:
+        why.append("the resource is unmanaged (is-managed=false)")
+    if (status.get("nodes") or {}).get(me, {}).get("maintenance"):
+        why.append(f"node {me} is in maintenance")
+    if not why and status.get("managed") is False:
+        why.append("Pacemaker does not manage the resource now (crm_mon: unmanaged)")
+    return why
+
+
+def _password_accepted(service_user, keystone, wait):
+    """None when Keystone accepts the pillar's password of glance's service user (waiting at most
+    ``wait`` seconds for the writer to set it), else why not (str)."""
+    password = __salt__["config.get"](service_user["password_key"]) or ""
+    if not password:
+        return None
+    ident = "keystone_identity."
+    deadline = time.monotonic() + float(wait)
+    try:
+        domain = __salt__[ident + "domain_get"](service_user.get("domain", "Default"), **keystone)
+        domain_id = (domain or {}).get("id", "default")
+        while not __salt__[ident + "password_check"](service_user["name"], domain_id, password, **keystone):
+            if time.monotonic() >= deadline:
+                return (f"Keystone does not accept the new password of glance's service user "
+                        f"{service_user['name']!r} yet (waited {wait} s): the writer sets it "
+                        "(glance_ha.identity); run again once it has")
+            time.sleep(2)
+    except CommandExecutionError as exc:
+        log.warning("glance_ha.running_config: cannot ask Keystone (%s); reloading all the same", _mask(str(exc)))
+    return None
+
+
+def running_config(name, timeout=120, service_user=None, keystone=None, keystone_wait=60):
+    """
+    Converge "the running glance-api == its configuration files" on every run, wherever resource
+    ``name`` (an ``ocf:openstack:glance-api`` primitive) is active on this node: when the files
+    differ from what the running instance loaded (the agent records their sha256 at start and at
+    each reload), glance-api is reloaded gracefully (the agent's ``reload``: no request lost, the
+    listening socket stays). Parameters of the resource (listen address, workers, monitor) are the
+    CIB's business: Pacemaker restarts or reload-agents for them.
+
+    Deferred, with result True and a comment saying why, while Pacemaker must not touch the
+    resource: cluster ``maintenance-mode``, resource ``maintenance`` or ``is-managed=false``, node
+    maintenance; the first run after that reloads. Nothing to do where glance-api is not active.
+    ``test=True``: result None and the files that would be reloaded.
+
+    name
+        The resource id.
+    timeout
+        Seconds for the reload (and for the cluster to settle when this run wrote the CIB).
+    service_user, keystone
+        ``{'name', 'domain', 'password_key'}`` of glance's service user and the Keystone connection
+        arguments (``profile``, ``auth_url``, ...): when given, a reload waits (at most
+        ``keystone_wait`` seconds) until Keystone accepts the pillar's password of that user, so a
+        rotated password reaches glance only once Keystone has it (new workers could not
+        authenticate before).
+
+    .. code-block:: yaml
+
+        glance-api-running-config:
+          glance_ha.running_config:
+            - name: p_glance-api
+    """
+    ret = __utils__["glance_ha_states.ret"](name)
+    test = bool(__opts__.get("test"))
+    try:
+        me = __salt__["crm.node_name"]()
+        if me is None:
+            ret["comment"] = f"No cluster (CIB_file is set): {name} runs nowhere, nothing to reload"
+            return ret
+        if __salt__["crm.last_commit"]() and not test:
+            __salt__["crm.wait"](timeout)  # this run wrote the CIB: let the cluster act on it first
+        status = __salt__["crm.resource_status"](name)
+        if me not in status.get("started_on", []):
+            where = ", ".join(status.get("started_on", [])) or "no node"
+            ret["comment"] = f"{name} is not active on this node ({me}; active on: {where}): nothing to reload"
+            return ret
+        found = __salt__["glance_ha.running_config"](name)
+        if not found["running"]:
+            ret["comment"] = f"{name} is not running on this node ({me}) as far as its agent sees: nothing to reload"
+            return ret
+        if not found["stale"]:
+            ret["comment"] = f"{name} on {me} runs the configuration its files hold ({_digests(found['loaded'])})"
+            return ret
+        stale = ", ".join(found["stale"])
+        why = _deferred_because(status, me)
+        if why:
+            ret["comment"] = (f"Reload of {name} on {me} deferred: {'; '.join(why)}. It runs an older "
+                              f"configuration than {stale}; the first run after that reloads it.")
+            return ret
+        changes = {"reloaded": {"node": me, "files": found["stale"],
+                                "old": _digests({p: found["loaded"].get(p) for p in found["stale"]}),
+                                "new": _digests({p: found["current"].get(p) for p in found["stale"]})}}
+        if test:
+            return __utils__["glance_ha_states.pending"](
+                ret, True, changes, f"{name} on {me} would be reloaded: {stale} changed since it loaded them", "")
+        if service_user and keystone:
+            refused = _password_accepted(service_user, keystone, keystone_wait)
+            if refused:
+                ret["result"] = False
+                ret["comment"] = f"{name} on {me} not reloaded: {refused}"
+                return ret
+        __salt__["glance_ha.reload"](name, timeout=timeout)
+        after = __salt__["glance_ha.running_config"](name)
+    except CommandExecutionError as exc:
+        ret["result"] = False
+        ret["comment"] = _mask(f"{name}: {exc}")
+        return ret
+    if after["stale"]:
+        ret["result"] = False
+        ret["comment"] = f"{name} on {me} reloaded, but it still differs from {', '.join(after['stale'])}"
+        return ret
+    return __utils__["glance_ha_states.pending"](ret, False, changes, "", f"{name} reloaded on {me}: it runs {stale} now")
+
+
+def _digests(by_path):
+    return ", ".join(f"{os.path.basename(p)} {(d or 'missing')[:12]}" for p, d in sorted(by_path.items()))

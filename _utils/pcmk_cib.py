@@ -469,7 +469,8 @@ def agent_metadata(agent, text):
     """``{'params': {name: {'required': bool, 'unique': bool}}, 'actions': [names]}`` of the
     meta-data XML ``text`` of resource agent ``agent``."""
     try:
-        root = ET.fromstring(re.sub(r"<!DOCTYPE[^>]*>", "", text))
+        # the DOCTYPE, with its internal subset when there is one (OCF 1.1 agents extend ra-api-1.dtd)
+        root = ET.fromstring(re.sub(r"<!DOCTYPE[^>\[]*(\[.*?\])?\s*>", "", text, count=1, flags=re.DOTALL))
     except ET.ParseError as exc:
         raise values.AgentNotFoundError(f"resource agent {agent}: meta-data is not valid XML ({exc})") from None
     params = {}

@@ -147,7 +147,7 @@ def crm_high(caller):
         raise SystemExit(f"glance_ha.cluster does not render: {shown}")
     high = {}
     for sid, body in shown.items():
-        if not isinstance(body, dict) or "crm" not in body or sid == "glance_ha-cluster-restart":
+        if not isinstance(body, dict) or "crm" not in body:
             continue
         args = []
         for arg in body["crm"]:

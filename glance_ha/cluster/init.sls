@@ -10,7 +10,7 @@
 {%- if cl.manage %}
 
 {#- The agent must be installed (its meta-data validates p_glance-api's parameters) and
-    glance-api.conf is what the restart watches. #}
+    glance-api.conf is what the running glance-api is compared with. #}
 include:
   - {{ tplroot }}.agent
   - {{ tplroot }}.config
@@ -27,14 +27,28 @@ glance_ha-cluster:
     - require:
       - file: glance_ha-agent
 
-{#- glance-api.conf changed: restart glance-api where it is active (each node only its own copy),
-    then wait for the cluster to settle. #}
-glance_ha-cluster-restart:
-  crm.resource_restarted:
+{#- On every run (not only when a file changed in this run): where glance-api is active on this node
+    and its configuration files differ from what it loaded, reload it gracefully (no request lost);
+    deferred, not failed, under maintenance-mode or an unmanaged resource. A rotated service-user
+    password reaches glance only once Keystone accepts it. #}
+glance_ha-cluster-running-config:
+  glance_ha.running_config:
     - name: {{ cl.resource }}
     - timeout: 120
-    - onchanges:
-      - glance_ha: glance_ha-config-file
+{%- if glance_ha.endpoints.manage and glance_ha.keystone.service_user.manage %}
+    - service_user:
+        name: {{ glance_ha.keystone.service_user.username | json }}
+        domain: {{ glance_ha.keystone.service_user.user_domain_name | json }}
+        password_key: glance_ha:keystone:service_user:password
+    - keystone:
+        profile: glance_ha:keystone:admin
+        auth_url: {{ glance_ha.keystone.auth_url | json }}
+        username: {{ glance_ha.keystone.admin.username | json }}
+        project_name: {{ glance_ha.keystone.admin.project_name | json }}
+        user_domain_name: {{ glance_ha.keystone.admin.user_domain_name | json }}
+        project_domain_name: {{ glance_ha.keystone.admin.project_domain_name | json }}
+{%- endif %}
     - require:
       - crm: glance_ha-cluster
+      - glance_ha: glance_ha-config-file
 {%- endif %}

@@ -1,5 +1,5 @@
 {#- glance-api.conf, the store, staging, tasks, lock and log directories and the agent's credentials file
-    (api monitor level only). #}
+    (for the api monitor level; rendered whenever the pillar has the credentials). #}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import glance_ha %}
 {%- set look = glance_ha.lookup %}
@@ -72,7 +72,10 @@ glance_ha-config-file:
     - require:
       - file: glance_ha-config-dir
 
-{%- if glance_ha.cluster.monitor_level == 'api' %}
+{#- The agent's credentials file (api monitor level) is rendered on every node whenever the pillar has
+    the service user's credentials, whatever the level: every node has it before any CIB asks for
+    `api`, and it goes only with glance_ha.config.clean, after the cluster objects. #}
+{%- if glance_ha.keystone.service_user.password and glance_ha.keystone.auth_url %}
 
 glance_ha-ocf-credentials:
   glance_ha.config_managed:
@@ -83,9 +86,4 @@ glance_ha-ocf-credentials:
     - mode: '0600'
     - require:
       - file: glance_ha-config-dir
-{%- else %}
-
-glance_ha-ocf-credentials:
-  file.absent:
-    - name: {{ look.credentials_file }}
 {%- endif %}

@@ -431,6 +431,11 @@ def test_meta_data_is_valid_ra_api_1_xml():
     assert "Discouraged" in params["os_password"].find("longdesc").text
     actions = {a.get("name") for a in root.iter("action")}
     assert {"start", "stop", "monitor", "status", "validate-all", "meta-data"} <= actions
+    # OCF 1.1: Pacemaker calls reload-agent, not a restart, when only reloadable parameters change
+    assert root.find("version").text == "1.1" and {"reload", "reload-agent"} <= actions
+    reloadable = {name for name, p in params.items() if p.get("reloadable") == "1"}
+    assert {"workers", "monitor_level", "credentials_file", "os_password"} <= reloadable
+    assert not reloadable & {"bind_host", "bind_port", "config", "server", "user", "pid", "logfile"}
 
 
 def test_usage_and_unknown_action():
@@ -735,8 +740,11 @@ def test_validate_all_exit_codes(instances, workdir, creds_file):
         "bad monitor_level": ({"monitor_level": "deep"}, OCF_ERR_CONFIGURED),
         "bad server": ({"server": "apache"}, OCF_ERR_CONFIGURED),
         "relative pid": ({"pid": "glance.pid"}, OCF_ERR_CONFIGURED),
-        "api without credentials": ({"monitor_level": "api", "credentials_file": str(workdir / "absent")},
-                                    OCF_ERR_CONFIGURED),
+        # the credentials file is this node's (the formula renders it on every node): its absence
+        # is a node-local installation problem, not a bad parameter
+        "api, credentials file missing": ({"monitor_level": "api", "credentials_file": str(workdir / "absent")},
+                                          OCF_ERR_INSTALLED),
+        "api without any credentials": ({"monitor_level": "api", "credentials_file": ""}, OCF_ERR_CONFIGURED),
         "Keystone v2.0 URL": ({"monitor_level": "api", "credentials_file": str(workdir / "absent"),
                                    "os_username": "u", "os_password": "p", "os_tenant_name": "t",
                                    "os_auth_url": "http://127.0.0.1:5000/v2.0/"}, OCF_ERR_CONFIGURED),
@@ -785,3 +793,181 @@ def test_insecure_credentials_file_is_refused(instances, workdir, creds_file):
     assert stat.S_IMODE(os.stat(insecure).st_mode) == 0o400
     result = run_agent("validate-all", dict(params, credentials_file=str(insecure)))
     assert result.returncode == OCF_SUCCESS, describe(result)
+
+
+# ------------------------------------------------------------------------------------------------
+# reload and reload-agent: the listening socket stays, no request is lost, the digest follows
+
+def sha256_of(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def loaded_config(params):
+    """{path: sha256} the running instance recorded (the agent's loaded-config action)."""
+    result = run_agent("loaded-config", params)
+    assert result.returncode == OCF_SUCCESS, describe(result)
+    return {line.split(None, 1)[1]: line.split(None, 1)[0] for line in result.stdout.splitlines() if line.strip()}
+
+
+def children(pid):
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            rest = fields[fields.rindex(")") + 2:].split()
+            if int(rest[1]) == pid and rest[0] not in "ZX":
+                out.append(int(entry))
+    return sorted(out)
+
+
+def listen_inode(port):
+    """Inode of the TCP socket listening on 127.0.0.1:port (/proc/net/tcp), or None."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":
+            return fields[9]
+    return None
+
+
+def holds(pid, inode):
+    """Whether process pid has the socket inode open."""
+    return any(os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]" for fd in os.listdir(f"/proc/{pid}/fd")
+               if os.path.islink(f"/proc/{pid}/fd/{fd}"))
+
+
+class Poller:
+    """GET / every 50 ms, each in its own thread, 2 s timeout (the lab poller's): failures counted."""
+
+    def __init__(self, port):
+        self.url, self.results, self.stop, self.threads = f"http://127.0.0.1:{port}/", [], threading.Event(), []
+
+    def _one(self):
+        try:
+            status = http_get(self.url, timeout=2)
+        except OSError as exc:
+            status = repr(exc)
+        self.results.append(status)
+
+    def _loop(self):
+        while not self.stop.is_set():
+            th = threading.Thread(target=self._one, daemon=True)
+            th.start()
+            self.threads.append(th)
+            time.sleep(0.05)
+
+    def __enter__(self):
+        self.main = threading.Thread(target=self._loop, daemon=True)
+        self.main.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.main.join()
+        for th in self.threads:
+            th.join(10)
+
+    @property
+    def failed(self):
+        return [r for r in self.results if r != 300]
+
+
+def change_config(params, line):
+    conf = Path(params["config"])
+    text = conf.read_text()
+    conf.write_text(text.replace("[DEFAULT]\n", f"[DEFAULT]\n{line}\n", 1))
+
+
+@pytest.mark.parametrize("server", ["gunicorn", "uwsgi"])
+def test_reload_keeps_the_socket_and_records_what_was_loaded(instances, server):
+    params = instances.new(f"reload-{server}", server=server)
+    result = run_agent("start", params, timeout=90)
+    assert result.returncode == OCF_SUCCESS, describe(result)
+    main = read_pid(params)
+    sock = listen_inode(params["_port"])
+    assert sock and holds(main, sock)
+    loaded = loaded_config(params)
+    assert loaded[params["config"]] == sha256_of(params["config"])
+    paste = str(Path(params["config"]).with_name("glance-api-paste.ini"))
+    assert loaded[paste] == sha256_of(paste)
+    old_workers = children(main)
+    change_config(params, "debug = true")
+    assert loaded_config(params)[params["config"]] != sha256_of(params["config"])   # the file moved on
+    with Poller(params["_port"]) as poll:
+        time.sleep(0.5)
+        result = run_agent("reload", params, timeout=90)
+        time.sleep(0.5)
+    assert result.returncode == OCF_SUCCESS, describe(result)
+    assert read_pid(params) == main and listen_inode(params["_port"]) == sock and holds(main, sock)
+    assert not set(children(main)) & set(old_workers)              # every worker is new
+    assert loaded_config(params)[params["config"]] == sha256_of(params["config"])
+    if server == "gunicorn":    # new workers are ready before the old ones retire
+        assert len(poll.results) > 10 and poll.failed == [], poll.failed
+    else:                       # one worker replaced at a time; the socket queues, never refuses
+        assert not [r for r in poll.failed if "refused" in str(r).lower()], poll.failed
+    # workers is reloadable: reload-agent applies it without a restart
+    with Poller(params["_port"]) as poll:
+        result = run_agent("reload-agent", dict(params, workers=2), timeout=90)
+        time.sleep(0.5)
+    assert result.returncode == OCF_SUCCESS, describe(result)
+    assert read_pid(params) == main and listen_inode(params["_port"]) == sock and holds(main, sock)
+    deadline = time.monotonic() + 30
+    while len(children(main)) != 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(children(main)) == 2
+    if server == "gunicorn":
+        assert poll.failed == [], poll.failed
+    else:
+        assert not [r for r in poll.failed if "refused" in str(r).lower()], poll.failed
+    assert run_agent("monitor", dict(params, workers=2), interval=30).returncode == OCF_SUCCESS
+    # only the monitor's parameters changed: nothing restarted, nothing replaced
+    workers = children(main)
+    result = run_agent("reload-agent", dict(params, workers=2, monitor_level="process"), timeout=30)
+    assert result.returncode == OCF_SUCCESS, describe(result)
+    assert children(main) == workers and read_pid(params) == main
+    result = run_agent("stop", params)
+    assert result.returncode == OCF_SUCCESS, describe(result)
+    assert run_agent("loaded-config", params).returncode == OCF_NOT_RUNNING
+
+
+def test_reload_classic_daemon_with_sighup(instances):
+    params = instances.new("reload-g25", kind="g25", workers=2)
+    result = run_agent("start", params, timeout=90)
+    assert result.returncode == OCF_SUCCESS, describe(result)
+    main = read_pid(params)
+    old_workers = children(main)
+    change_config(params, "debug = true")
+    result = run_agent("reload", params, timeout=90)
+    assert result.returncode == OCF_SUCCESS, describe(result)
+    assert read_pid(params) == main and not set(children(main)) & set(old_workers)
+    assert loaded_config(params)[params["config"]] == sha256_of(params["config"])
+    assert run_agent("stop", params).returncode == OCF_SUCCESS
+
+
+def test_reload_of_a_stopped_instance_is_not_running(instances):
+    params = instances.new("reload-stopped")
+    assert run_agent("reload", params).returncode == OCF_NOT_RUNNING
+    assert run_agent("reload-agent", params).returncode == OCF_SUCCESS   # applies at the next start
+
+
+def test_exit_codes_by_scope_for_a_running_instance(instances, workdir, creds_file):
+    """Node-local problems of a running instance are never OCF_ERR_CONFIGURED (fatal cluster-wide):
+    without its credentials file the api monitor runs the http check and says why."""
+    creds = workdir / "creds-removable"
+    shutil.copy(creds_file, creds)
+    os.chmod(creds, 0o600)
+    params = instances.new("scope", monitor_level="api", credentials_file=str(creds))
+    result = run_agent("start", params, timeout=60)
+    assert result.returncode == OCF_SUCCESS, describe(result)
+    creds.unlink()
+    result = run_agent("monitor", params, interval=30)
+    assert result.returncode == OCF_SUCCESS, describe(result)
+    assert "api check skipped" in result.stderr
+    assert run_agent("validate-all", params).returncode == OCF_ERR_INSTALLED
+    # a bad parameter on a running instance: the monitor fails softly, never with 6
+    result = run_agent("monitor", dict(params, monitor_level="deep"), interval=30)
+    assert result.returncode == OCF_ERR_GENERIC, describe(result)
+    assert run_agent("validate-all", dict(params, monitor_level="deep")).returncode == OCF_ERR_CONFIGURED
+    assert run_agent("stop", params).returncode == OCF_SUCCESS

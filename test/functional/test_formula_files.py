@@ -290,9 +290,10 @@ def test_new_secrets_never_readable_by_others(modules, example_pillar, monkeypat
 
 def test_execution_module_returns_no_secret(modules, defaults, osfamilymap, site_pillar):
     """The operator-callable functions of the glance_ha execution module: settings returns a masked view,
-    writer a decision (no pillar data at all)."""
+    writer a decision (no pillar data at all); running_config paths and sha256 digests, reload True
+    (neither reads the pillar)."""
     public = sorted(name for name in modules if name.startswith("glance_ha."))
-    assert public == ["glance_ha.settings", "glance_ha.writer"]
+    assert public == ["glance_ha.reload", "glance_ha.running_config", "glance_ha.settings", "glance_ha.writer"]
     assert set(modules.glance_ha.writer("ctl9")) == {"write", "comment"}
     # the site's vip:nic (ens3) is an interface of the site's controllers, not of this test minion
     site = dict(site_pillar["glance_ha"], vip=dict(site_pillar["glance_ha"]["vip"], nic=""))

@@ -15,7 +15,7 @@ FOREIGN_SERVICE = {"type": "foreign-test", "name": "foreign", "description": "no
 FOREIGN_URL = "http://192.0.2.1:4242"
 LAB_PROPERTIES = ("stonith-enabled", "dc-deadtime")  # the lab's, seeded before the formula runs
 AGENT, CONFIG = "/usr/lib/ocf/resource.d/openstack/glance-api", "/etc/glance/glance-api.conf"
-CREDENTIALS = "/etc/glance/ocf-credentials"  # written for the `api` monitor level only
+CREDENTIALS = "/etc/glance/ocf-credentials"  # written whenever the pillar has the credentials
 FILES = (AGENT, CONFIG, CREDENTIALS)
 
 

@@ -63,8 +63,8 @@ def agent_monitor(lab, n, level):
 
 @pytest.fixture
 def monitor_credentials(lab, baseline):
-    """Credentials for the api level in a root-only file on the active node (the lab's pillar uses
-    the http level, so the formula does not write /etc/glance/ocf-credentials)."""
+    """Credentials for the api level in a root-only file of the test's own on the active node (the
+    lab's pillar uses the http level; the test's monitor reads this file, not the formula's)."""
     s = lab.secret
     text = (f"OS_USERNAME=glance\nOS_PASSWORD='{s['keystone_glance']}'\nOS_PROJECT_NAME=service\n"
             f"OS_USER_DOMAIN_NAME=Default\nOS_PROJECT_DOMAIN_NAME=Default\nOS_AUTH_URL={lab.auth_url}\n")

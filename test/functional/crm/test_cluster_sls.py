@@ -104,15 +104,16 @@ def test_cluster_sls_follows_pillar_changes_in_one_write(modules, cib, pillar):
     assert crm_changes(apply(modules, changed)) == {}
 
 
-def test_config_change_triggers_the_restart_state(modules, cib, pillar):
+def test_config_change_reaches_the_running_config_state(modules, cib, pillar):
     apply(modules, pillar)
     changed = copy.deepcopy(pillar)
     changed["glance_ha"]["messaging"]["retry"] = 7
     results = apply(modules, changed)
     assert results["glance_ha-config-file"].changes
-    restart = results["glance_ha-cluster-restart"]
-    # It ran (onchanges fired); with CIB_file there is no cluster, so nothing runs anywhere.
-    assert "not run" not in restart.comment and "No cluster" in restart.comment
+    running = results["glance_ha-cluster-running-config"]
+    # It runs on every run; with CIB_file there is no cluster, so nothing runs anywhere.
+    assert running.result is True and "No cluster" in running.comment
+    assert "No cluster" in apply(modules, changed)["glance_ha-cluster-running-config"].comment
 
 
 def test_agent_secrets_are_masked(modules, cib, pillar):
