@@ -107,10 +107,10 @@ class Bench:
 
 
 def table(rows):
-    head = f"{'change':34} | {'requests':>8} | {'failed':>6} | {'p50 ms':>7} | {'p99 ms':>7} | {'max ms':>7} | {'took s':>6}"
+    head = f"{'change':38} | {'requests':>8} | {'failed':>6} | {'p50 ms':>7} | {'p99 ms':>7} | {'max ms':>7} | {'took s':>6}"
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['change']:34} | {r['requests']:8d} | {r['failed']:6d} | {r['p50_ms']:7.0f} | "
+        lines.append(f"{r['change']:38} | {r['requests']:8d} | {r['failed']:6d} | {r['p50_ms']:7.0f} | "
                      f"{r['p99_ms']:7.0f} | {r['max_ms']:7.0f} | {r['seconds']:6.1f}")
     return "\n".join(lines)
 
