@@ -12,7 +12,10 @@ and what an operator can call must not put one in the job cache. The files that 
 state and never returned. The merging and validation code is ``_utils/glance_ha_settings.py``.
 """
 
+import re
 import shutil
+import subprocess
+import time
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
@@ -162,3 +165,59 @@ def writer(writer=None, what="shared state"):
             "writer '' means the Pacemaker DC, but the crm module is not loaded although "
             f"Pacemaker is installed ({', '.join(found)}): fix the crm module, or set the writer to a minion id")}
     return {"write": True, "comment": "No Pacemaker on this minion: it is the only writer."}
+
+
+def _mount_points(text):
+    """The mount points (set of str) listed in /proc/self/mountinfo text (octal escapes undone)."""
+    points = set()
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) > 4:
+            points.add(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4]))
+    return points
+
+
+def share_status(path, timeout=10):
+    """
+    Whether ``path`` is a mounted filesystem that answers, and who owns it: what glance_ha.config checks
+    before it creates anything on the shared store.
+
+    path
+        The mount point (absolute path, str).
+    timeout
+        Seconds (int) the filesystem gets to answer a statfs and a stat (a hung NFS server never
+        answers; the stat is then killed and not waited for).
+
+    Returns ``{'path': str, 'mounted': bool, 'answered': bool|None, 'uid': int|None, 'gid': int|None,
+    'error': str}``: ``mounted`` is read from /proc/self/mountinfo (no I/O on the share); ``answered``
+    is None when not mounted (nothing was asked), False on a timeout or an error (``error`` says which).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'ctl*' glance_ha.share_status /var/lib/glance/images
+    """
+    path = "/" + str(path).strip("/") if str(path).strip("/") else "/"
+    with open("/proc/self/mountinfo", encoding="utf-8") as handle:
+        mounted = path in _mount_points(handle.read())
+    status = {"path": path, "mounted": mounted, "answered": None, "uid": None, "gid": None, "error": ""}
+    if not mounted:
+        return status
+    # Not subprocess.run: its kill is followed by a wait, which a process stuck on NFS never ends.
+    proc = subprocess.Popen(["sh", "-c", 'stat -f -c %T "$0/." >/dev/null && stat -c "%u %g" "$0/."', path],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + int(timeout)
+    while proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if proc.returncode is None:
+        proc.kill()
+        status.update(answered=False, error=f"no answer to a stat within {int(timeout)} s")
+        return status
+    out = proc.stdout.read().strip()
+    if proc.returncode != 0 or not re.fullmatch(r"\d+ \d+", out):
+        status.update(answered=False, error=out.splitlines()[0] if out else f"stat exited {proc.returncode}")
+        return status
+    uid, gid = (int(v) for v in out.split())
+    status.update(answered=True, uid=uid, gid=gid)
+    return status
