@@ -218,6 +218,11 @@ def test_endpoints_derive_from_vips(settings, example_pillar):
     ({"config": {"DEFAULT": {"debug\n": True}}}, "glance_ha:config:DEFAULT", "control character"),
 ])
 def test_bad_pillar_names_the_key(settings, example_pillar, override, key, words):
+    assert_names_key(settings, example_pillar, override, key, words)
+
+
+def assert_names_key(settings, example_pillar, override, key, words):
+    """The pillar example with ``override`` is refused with a line for ``key`` that says ``words``."""
     message = errors_of(settings, deep_merge(example_pillar["glance_ha"], override))
     line = next((ln for ln in message.splitlines() if ln.strip().startswith(f"- {key}:")), None)
     assert line is not None, message
@@ -468,10 +473,7 @@ def test_database_lifecycle_keys(settings, example_pillar):
      "glance_ha:config:DEFAULT:worker_self_reference_url", "internal endpoint on every controller"),
 ])
 def test_bad_store_pillar_names_the_key(settings, example_pillar, override, key, words):
-    message = errors_of(settings, deep_merge(example_pillar["glance_ha"], override))
-    line = next((ln for ln in message.splitlines() if ln.strip().startswith(f"- {key}:")), None)
-    assert line is not None, message
-    assert words in line
+    assert_names_key(settings, example_pillar, override, key, words)
 
 
 def test_staging_and_tasks_default_to_the_share(settings, example_pillar):
