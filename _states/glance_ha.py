@@ -289,7 +289,7 @@ def share_present(name, user, group, dirs=(), mode="0750", timeout=10):
         return ret
     if not __opts__["test"]:
         for path in missing:
-            __salt__["file.mkdir"](path, user=user, group=group, mode=mode)
+            __utils__["glance_ha_files.make_dir"](path, uid, gid, int(str(mode), 8))
     return __utils__["glance_ha_states.pending"](ret, __opts__["test"], {"created": missing},
                                                  f"would create {', '.join(missing)}",
                                                  f"created {', '.join(missing)} on {name}")
