@@ -650,8 +650,8 @@ def _derive_shared_dirs(cfg):
     store["share"] = share
     store["path"] = _norm(store["path"]) if store["backend"] == "file" else store["path"]
     for key, sub in (("staging_path", "staging"), ("tasks_path", "tasks")):
-        store[key] = _norm(store[key]) if store.get(key) else f"{base}/{sub}"
-    cache["path"] = _norm(cache["path"]) if cache.get("path") else f"{base}/cache"
+        store[key] = _norm(store[key]) if store.get(key) else f"{base.rstrip('/')}/{sub}"
+    cache["path"] = _norm(cache["path"]) if cache.get("path") else f"{base.rstrip('/')}/cache"
 
 
 def merge(defaults, osfamilymap, pillar, os_family):

@@ -518,3 +518,13 @@ def test_cache_on_the_share(settings, example_pillar):
     assert cfg["conf"]["DEFAULT"]["image_cache_driver"] == "centralized_db"
     assert cfg["conf"]["DEFAULT"]["image_cache_max_size"] == "1073741824"
     assert cfg["conf"]["paste_deploy"]["flavor"] == "keystone+cachemanagement"
+
+
+def test_share_root_opts_out_of_the_mount_check(settings, example_pillar):
+    """A single node on local disk: `store:share: /` (always mounted) keeps staging beside the store."""
+    cfg = settings(deep_merge(example_pillar["glance_ha"], {"store": {"share": "/"}}))
+    assert cfg["store"]["share"] == "/"
+    assert cfg["store"]["staging_path"] == "/staging"
+    cfg = settings(deep_merge(example_pillar["glance_ha"], {"store": {
+        "share": "/", "staging_path": "/var/lib/glance/staging", "tasks_path": "/var/lib/glance/tasks"}}))
+    assert cfg["conf"]["os_glance_staging_store"]["filesystem_store_datadir"] == "/var/lib/glance/staging/"
