@@ -167,14 +167,36 @@ def writer(writer=None, what="shared state"):
     return {"write": True, "comment": "No Pacemaker on this minion: it is the only writer."}
 
 
-def _mount_points(text):
-    """The mount points (set of str) listed in /proc/self/mountinfo text (octal escapes undone)."""
-    points = set()
+def _is_mount_point(text, path):
+    """Whether ``path`` is a visible mount point in /proc/self/mountinfo ``text``. A mount listed there may
+    be hidden (mounted below a later mount of /var, say): the path is walked from the root mount, prefix by
+    prefix, through the mounts that are stacked last at each place."""
+    mounts = []
     for line in text.splitlines():
         fields = line.split()
         if len(fields) > 4:
-            points.add(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4]))
-    return points
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+            mounts.append((fields[0], fields[1], point))
+    points = {ident: point for ident, _parent, point in mounts}
+
+    def top(mount):
+        while True:
+            over = [m for m in mounts if m[1] == mount[0] and m[2] == mount[2] and m is not mount]
+            if not over:
+                return mount
+            mount = over[-1]
+
+    roots = [m for m in mounts if m[2] == "/" and points.get(m[1]) != "/"]
+    if not roots:
+        return False
+    current, found, prefix = top(roots[0]), path == "/", ""
+    for part in (p for p in path.split("/") if p):
+        prefix += "/" + part
+        hits = [m for m in mounts if m[1] == current[0] and m[2] == prefix]
+        found = bool(hits)
+        if hits:
+            current = top(hits[-1])
+    return found
 
 
 def share_status(path, timeout=10):
@@ -189,7 +211,7 @@ def share_status(path, timeout=10):
         answers; the stat is then killed and not waited for).
 
     Returns ``{'path': str, 'mounted': bool, 'answered': bool|None, 'uid': int|None, 'gid': int|None,
-    'error': str}``: ``mounted`` is read from /proc/self/mountinfo (no I/O on the share); ``answered``
+    'error': str}``: ``mounted`` is read from /proc/self/mountinfo (no I/O on the share; a mount hidden below a later one does not count); ``answered``
     is None when not mounted (nothing was asked), False on a timeout or an error (``error`` says which).
 
     CLI Example:
@@ -200,7 +222,7 @@ def share_status(path, timeout=10):
     """
     path = "/" + str(path).strip("/") if str(path).strip("/") else "/"
     with open("/proc/self/mountinfo", encoding="utf-8") as handle:
-        mounted = path in _mount_points(handle.read())
+        mounted = _is_mount_point(handle.read(), path)
     status = {"path": path, "mounted": mounted, "answered": None, "uid": None, "gid": None, "error": ""}
     if not mounted:
         return status

@@ -168,3 +168,24 @@ def test_without_store_mount_nothing_is_checked(params):
     params = dict(params, store_mount="")
     result = run_agent("validate-all", params)
     assert result.returncode == OCF_SUCCESS, describe(result)
+
+
+def test_a_hidden_mount_is_not_the_share(params, work, glance_ids):
+    """/proc/self/mountinfo still lists a mount that a later mount of a parent directory hides (as a
+    controller's /var overlay hides what was mounted below /var before it): that is no share."""
+    outer = work / "outer"
+    share = outer / "share"
+    share.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=1m,uid={glance_ids[0]},gid={glance_ids[1]}", "below",
+                    str(share)], check=True)
+    p = dict(params, store_mount=str(share))
+    try:
+        assert run_agent("validate-all", p).returncode == OCF_SUCCESS
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "over", str(outer)], check=True)
+        share.mkdir()
+        result = run_agent("validate-all", p)
+        assert result.returncode == OCF_ERR_INSTALLED, describe(result)
+        assert str(share) in Path("/proc/self/mountinfo").read_text()     # still listed, but hidden
+    finally:
+        subprocess.run(["umount", "-l", str(outer)], capture_output=True, check=False)
+        subprocess.run(["umount", "-l", str(share)], capture_output=True, check=False)

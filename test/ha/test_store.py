@@ -79,7 +79,7 @@ def standby(lab, node, on=True):
 
 def rebind_share(lab, n):
     """Controller n's share as node-init mounts it (whatever is mounted over it now goes)."""
-    script = f"while mountpoint -q {SHARE}; do umount -l {SHARE}; done; mount --bind {lab.run_dir / 'images'} {SHARE}"
+    script = f"umount -l {SHARE} 2>/dev/null; mount --bind {lab.run_dir / 'images'} {SHARE}"
     lab.exec(n, ["sh", "-c", script])
 
 
@@ -160,7 +160,7 @@ def test_controller_without_its_share(lab, baseline, token, ledger):
         rebind_share(lab, m)
 
 
-@pytest.mark.parametrize("level", ["http", "process", "api"])
+@pytest.mark.parametrize("level", ["http", "process"])
 def test_hung_share(lab, baseline, token, ledger, level):
     ledger.add(f"before-hang-{level}")
     target = ledger.images[-1]["id"]
