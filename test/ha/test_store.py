@@ -133,10 +133,11 @@ def test_controller_without_its_share(lab, baseline, token, ledger):
         share_state = next(v for k, v in data[mname].items() if "glance_ha-share" in k)
         assert share_state["result"] is False and f"{SHARE} is not mounted" in share_state["comment"], share_state
         assert lab.exec(m, ["ls", "-A", SHARE]).stdout == ""
-        # the probe refuses (Pacemaker 2.1 masks a probe's "not installed" as "not running"), and so does
-        # any start there: glance goes to the third node, never to m
+        # the probe refuses with its reason (as `crm_resource --force-check` shows it); Pacemaker never
+        # starts glance there: it goes to the third node
         probe = lab.exec(m, ["crm_resource", "--force-check", "-r", RESOURCE], check=False)
         print("probe on", mname, probe.returncode, probe.stdout.strip(), probe.stderr.strip())
+        assert probe.returncode == 5 and f"is not mounted on {mname}" in probe.stdout + probe.stderr
         crm(lab, "crm_resource", "--refresh", "-r", RESOURCE, "-N", mname)
         lab.wait_settled(120)
         standby(lab, active)
@@ -144,14 +145,15 @@ def test_controller_without_its_share(lab, baseline, token, ledger):
         assert new == third
         api_back(lab, token)
         ledger.add("while-unmounted")
-        # with m the only node left, glance stays stopped rather than start on its local disk
+        # with m the only node left, glance stays stopped rather than start on its local disk: crm_mon
+        # says "Stopped (not installed)"
         standby(lab, third)
         wait_for("glance stopped", lambda: lab.locate(RESOURCE) == [], 120)
         lab.wait_settled(120)
         mon = lab.crm_mon()
         print(mon)
         assert lab.locate(RESOURCE) == [] and mname not in lab.glance_nodes()
-        assert f"is not mounted on {mname}" in mon
+        assert "p_glance-api\t(ocf:openstack:glance-api):\t Stopped (not installed)" in mon
         assert lab.exec(m, ["ls", "-A", SHARE]).stdout == ""
         # share back + `crm resource refresh` (the README's step): glance may run on m again
         rebind_share(lab, m)
