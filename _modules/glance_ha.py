@@ -14,8 +14,10 @@ state and never returned. The merging and validation code is ``_utils/glance_ha_
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
+import time
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
@@ -268,3 +270,81 @@ def reload(resource="p_glance-api", timeout=120):
     if rc != 0:
         raise CommandExecutionError(f"{resource}: reload failed (agent rc {rc}): {reason}")
     return True
+
+
+def _is_mount_point(text, path):
+    """Whether ``path`` is a visible mount point in /proc/self/mountinfo ``text``. A mount listed there may
+    be hidden (mounted below a later mount of /var, say): the path is walked from the root mount, prefix by
+    prefix, through the mounts that are stacked last at each place."""
+    mounts = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) > 4:
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+            mounts.append((fields[0], fields[1], point))
+    points = {ident: point for ident, _parent, point in mounts}
+
+    def top(mount):
+        while True:
+            over = [m for m in mounts if m[1] == mount[0] and m[2] == mount[2] and m is not mount]
+            if not over:
+                return mount
+            mount = over[-1]
+
+    roots = [m for m in mounts if m[2] == "/" and points.get(m[1]) != "/"]
+    if not roots:
+        return False
+    current, found, prefix = top(roots[0]), path == "/", ""
+    for part in (p for p in path.split("/") if p):
+        prefix += "/" + part
+        hits = [m for m in mounts if m[1] == current[0] and m[2] == prefix]
+        found = bool(hits)
+        if hits:
+            current = top(hits[-1])
+    return found
+
+
+def share_status(path, timeout=10):
+    """
+    Whether ``path`` is a mounted filesystem that answers, and who owns it: what glance_ha.config checks
+    before it creates anything on the shared store.
+
+    path
+        The mount point (absolute path, str).
+    timeout
+        Seconds (int) the filesystem gets to answer a statfs and a stat (a hung NFS server never
+        answers; the stat is then killed and not waited for).
+
+    Returns ``{'path': str, 'mounted': bool, 'answered': bool|None, 'uid': int|None, 'gid': int|None,
+    'error': str}``: ``mounted`` is read from /proc/self/mountinfo (no I/O on the share; a mount hidden below a later one does not count); ``answered``
+    is None when not mounted (nothing was asked), False on a timeout or an error (``error`` says which).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'ctl*' glance_ha.share_status /var/lib/glance/images
+    """
+    path = "/" + str(path).strip("/") if str(path).strip("/") else "/"
+    with open("/proc/self/mountinfo", encoding="utf-8") as handle:
+        mounted = _is_mount_point(handle.read(), path)
+    status = {"path": path, "mounted": mounted, "answered": None, "uid": None, "gid": None, "error": ""}
+    if not mounted:
+        return status
+    # Not subprocess.run: its kill is followed by a wait, which a process stuck on NFS never ends.
+    proc = subprocess.Popen(["sh", "-c", 'stat -f -c %T "$0/." >/dev/null && stat -c "%u %g" "$0/."', path],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + int(timeout)
+    while proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if proc.returncode is None:
+        proc.kill()
+        status.update(answered=False, error=f"no answer to a stat within {int(timeout)} s")
+        return status
+    out = proc.stdout.read().strip()
+    if proc.returncode != 0 or not re.fullmatch(r"\d+ \d+", out):
+        status.update(answered=False, error=out.splitlines()[0] if out else f"stat exited {proc.returncode}")
+        return status
+    uid, gid = (int(v) for v in out.split())
+    status.update(answered=True, uid=uid, gid=gid)
+    return status

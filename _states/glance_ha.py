@@ -361,3 +361,66 @@ def running_config(name, timeout=120, service_user=None, keystone=None, keystone
 
 def _digests(by_path):
     return ", ".join(f"{os.path.basename(p)} {(d or 'missing')[:12]}" for p, d in sorted(by_path.items()))
+
+
+def share_present(name, user, group, dirs=(), mode="0750", timeout=10):
+    """
+    The shared filesystem of the image store is mounted at ``name``, answers, belongs to ``user``:``group``
+    by number, and holds the directories ``dirs`` (created ``user``:``group`` ``mode`` when missing).
+
+    Nothing is created on a share that is not mounted (it would land on local disk), and nothing is
+    chowned: a share (or one of ``dirs``) owned by other ids than this node's ``user`` and ``group``
+    fails, naming both (on NFS the ids must be the same on every node; chowning would move the share
+    from node to node). ``timeout``: seconds the filesystem gets to answer (a hung NFS server).
+
+    .. code-block:: yaml
+
+        glance_ha-share:
+          glance_ha.share_present:
+            - name: /var/lib/glance/images
+            - user: glance
+            - group: glance
+            - dirs: [/var/lib/glance/images/staging, /var/lib/glance/images/tasks]
+    """
+    ret = __utils__["glance_ha_states.ret"](name)
+    try:
+        uid, gid = pwd.getpwnam(user).pw_uid, grp.getgrnam(group).gr_gid
+    except KeyError as exc:
+        ret.update(result=False, comment=f"user/group {exc} does not exist")
+        return ret
+    status = __salt__["glance_ha.share_status"](name, timeout=timeout)
+    if not status["mounted"]:
+        ret.update(result=False, comment=(
+            f"{name} is not mounted: the image store must be the shared filesystem; nothing is created on"
+            " local disk, and glance-api does not start on this node until it is mounted"))
+        return ret
+    if not status["answered"]:
+        ret.update(result=False, comment=f"{name} does not answer: {status['error']}")
+        return ret
+    wrong = []
+    if (status["uid"], status["gid"]) != (uid, gid):
+        wrong.append(f"{name} belongs to uid:gid {status['uid']}:{status['gid']}")
+    missing = []
+    for path in dirs:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            missing.append(path)
+            continue
+        if (st.st_uid, st.st_gid) != (uid, gid):
+            wrong.append(f"{path} belongs to uid:gid {st.st_uid}:{st.st_gid}")
+    if wrong:
+        ret.update(result=False, comment=(
+            f"{'; '.join(wrong)}, but {user}:{group} is {uid}:{gid} on this node: not chowned (a shared"
+            " directory chowned by each node in turn would belong to none); give glance the same uid and gid"
+            " on every node, or chown the share once"))
+        return ret
+    if not missing:
+        ret["comment"] = f"{name} is mounted, answers and belongs to {user}:{group}"
+        return ret
+    if not __opts__["test"]:
+        for path in missing:
+            __utils__["glance_ha_files.make_dir"](path, uid, gid, int(str(mode), 8))
+    return __utils__["glance_ha_states.pending"](ret, __opts__["test"], {"created": missing},
+                                                 f"would create {', '.join(missing)}",
+                                                 f"created {', '.join(missing)} on {name}")

@@ -96,8 +96,22 @@ def sections(cfg):
         # A hung MariaDB must not hang every API request for good (measured in the lab: doc/ha.md).
         conf["database"]["connection_parameters"] = "connect_timeout=5&read_timeout=30&write_timeout=30"
     conf[name] = _store_options(store)
-    conf["os_glance_staging_store"] = {"filesystem_store_datadir": f"{state_dir}/staging/"}
-    conf["os_glance_tasks_store"] = {"filesystem_store_datadir": f"{state_dir}/tasks/"}
+    # Staging and tasks on the share, and one worker_self_reference_url (the internal endpoint) on every
+    # node: glance records it as the image's stage host and proxies an import only to another URL, so
+    # whichever node holds the VIP imports what any node staged.
+    conf["os_glance_staging_store"] = {"filesystem_store_datadir": _dir(store, "staging_path", state_dir, "staging")}
+    conf["os_glance_tasks_store"] = {"filesystem_store_datadir": _dir(store, "tasks_path", state_dir, "tasks")}
+    if store.get("timeout"):
+        # glance_store >= 5.4: delete, size and capacity calls on a hung filesystem (NFS) give up.
+        for section in ("os_glance_staging_store", "os_glance_tasks_store") + ((name,) if name == "fs" else ()):
+            conf[section]["filesystem_store_timeout"] = store["timeout"]
+    cache = cfg.get("cache") or {}
+    if cache.get("enabled"):
+        # glance >= 28 keeps the cache's records in the database keyed by worker_self_reference_url: one
+        # URL for every node and the directory on the share keep them true after a failover.
+        conf["DEFAULT"].update({"image_cache_dir": cache["path"].rstrip("/") + "/",
+                                "image_cache_driver": "centralized_db",
+                                "image_cache_max_size": cache["max_size"]})
     conf["oslo_concurrency"] = {"lock_path": look.get("lock_dir", f"{state_dir}/lock")}
     if msg["driver"] in ("messagingv2", "messaging") and msg["hosts"]:
         vhost = url_quote(str(msg.get("vhost", "/")).removeprefix("/"))
@@ -109,7 +123,7 @@ def sections(cfg):
         conf["oslo_messaging_notifications"]["retry"] = msg["retry"]
         # A hung broker holds each notification until this socket timeout (oslo.messaging: 60 s).
         conf["oslo_messaging_rabbit"] = {"heartbeat_timeout_threshold": 5}
-    conf["paste_deploy"] = {"flavor": "keystone"}
+    conf["paste_deploy"] = {"flavor": "keystone+cachemanagement" if cache.get("enabled") else "keystone"}
     auth = ks["auth_url"].rstrip("/")
     svc = ks["service_user"]
     conf["keystone_authtoken"] = {
@@ -128,6 +142,11 @@ def sections(cfg):
         conf.setdefault(section, {}).update(options)
     return {section: {option: value(raw, (section, option) in QUOTED) for option, raw in options.items()}
             for section, options in conf.items()}
+
+
+def _dir(store, key, state_dir, sub):
+    """The directory (with a trailing /) of ``store[key]``, or ``<state_dir>/<sub>/`` when unset."""
+    return (store.get(key) or f"{state_dir}/{sub}").rstrip("/") + "/"
 
 
 def _store_options(store):

@@ -3,6 +3,8 @@ Writing files that may hold secrets, the one way the formula (and its lab) does 
 
 - :func:`write_atomic`: a file replaced atomically, created with its final owner and mode, never
   readable by others in between; a symlinked path keeps its link and its target is rewritten.
+- :func:`make_dir`: a directory that appears with its owner and mode (several nodes may make it at once
+  on a shared filesystem).
 - :func:`private_dir`: a 0700 temporary directory removed on exit, for files handed to a tool
   (a staged CIB) so that no secret goes on a command line or stays on disk.
 
@@ -55,3 +57,24 @@ def write_private(directory, name, text):
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
     return path
+
+
+def make_dir(path, uid, gid, mode=0o750):
+    """Create directory ``path`` (its parent must exist) owned ``uid``:``gid`` with ``mode``, atomically as
+    far as other nodes creating it at the same time go: when another one made it first, it is left as it
+    is (returns False); True when this call made it. The owner is set before anyone else can use it."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    os.mkdir(tmp, 0o700)
+    try:
+        os.chown(tmp, uid, gid)
+        os.chmod(tmp, mode)
+        try:
+            os.rename(tmp, path)   # an empty directory made meanwhile is replaced, a non-empty one stays
+        except OSError:
+            if os.path.isdir(path):
+                return False
+            raise
+    finally:
+        if os.path.isdir(tmp):
+            os.rmdir(tmp)
+    return True

@@ -164,6 +164,7 @@ def _validate(pillar, merged, schema, rules):
     _validate_messaging(cfg.get("messaging", {}), errors)
     _validate_keystone(cfg, errors, rules)
     _validate_store(cfg.get("store", {}), errors)
+    _validate_shared_dirs(cfg, errors)
     _validate_log(cfg.get("log", {}), errors)
     _validate_cluster(cfg.get("cluster", {}), errors, rules)
     _validate_endpoint_urls(cfg.get("endpoints", {}), errors, rules)
@@ -357,8 +358,9 @@ def _validate_store(store, errors):
     if backend not in STORE_BACKENDS:
         errors.append(f"glance_ha:store:backend: {backend!r} is not one of {', '.join(STORE_BACKENDS)}")
         return
+    _validate_store_timeouts(store, errors)
     if backend == "file":
-        if not str(store.get("path", "")).startswith("/"):
+        if not _is_abs_path(store.get("path")):
             errors.append(f"glance_ha:store:path: {store.get('path')!r} is not an absolute path")
         return
     options = store.get(backend) or {}
@@ -379,6 +381,97 @@ def _validate_store(store, errors):
             errors.append(f"{key}:{name}: must be true or false")
         elif name == "chunk_size" and not (_is_int(value, 1, 1024) and value & (value - 1) == 0):
             errors.append(f"{key}:{name}: {value!r} is not a power of two in MiB (e.g. 8)")
+
+
+def _is_abs_path(value):
+    return isinstance(value, str) and value.startswith("/") and "/../" not in value + "/" \
+        and "/./" not in value + "/"
+
+
+def _norm(path):
+    return "/" + path.strip("/") if path.strip("/") else "/"
+
+
+def _under(path, parent):
+    """True when ``path`` is ``parent`` itself or inside it (both normalised absolute paths)."""
+    return path == parent or path.startswith(parent.rstrip("/") + "/")
+
+
+def share_dir(store):
+    """The mount point of the shared filesystem the formula knows of (str), or '' when there is none:
+    ``store:share``, else ``store:path`` with the file backend."""
+    share = store.get("share")
+    if isinstance(share, str) and share:
+        return _norm(share)
+    return _norm(store["path"]) if store.get("backend") == "file" and _is_abs_path(store.get("path")) else ""
+
+
+def _validate_store_timeouts(store, errors):
+    if not _is_int(store.get("timeout"), 0, 3600):
+        errors.append(f"glance_ha:store:timeout: {store.get('timeout')!r} is not a number of seconds"
+                      " (0-3600; 0 = glance_store waits for ever)")
+    if not _is_int(store.get("check_timeout"), 1, 300):
+        errors.append(f"glance_ha:store:check_timeout: {store.get('check_timeout')!r} is not a number of"
+                      " seconds (1-300)")
+
+
+def _validate_shared_dirs(cfg, errors):
+    """store:share, store:staging_path, store:tasks_path and cache:path: the data glance keeps between
+    requests lives on the shared filesystem, so any node the cluster moves glance to finds it."""
+    store, cache = cfg.get("store", {}), cfg.get("cache", {})
+    share = store.get("share")
+    if share not in ("", None) and not _is_abs_path(share):
+        errors.append(f"glance_ha:store:share: {share!r} is not an absolute path (the mount point of the"
+                      " shared filesystem)")
+        return
+    if store.get("backend") not in STORE_BACKENDS or (
+            store.get("backend") == "file" and not _is_abs_path(store.get("path"))):
+        return
+    known = share_dir(store)
+    if store.get("backend") == "file" and known and not _under(_norm(store["path"]), known):
+        errors.append(f"glance_ha:store:path: {store['path']!r} is not on the shared filesystem"
+                      f" glance_ha:store:share {known!r}")
+    if not isinstance(cache.get("enabled"), bool):
+        errors.append("glance_ha:cache:enabled: must be true or false")
+    if not _is_int(cache.get("max_size"), 1):
+        errors.append(f"glance_ha:cache:max_size: {cache.get('max_size')!r} is not a size in bytes")
+    if cache.get("enabled") is True and not known:
+        errors.append("glance_ha:cache:enabled: the image cache needs a shared filesystem (glance_ha:store:share):"
+                      " its records are shared by every node through the database")
+    named = [("glance_ha:store:staging_path", store.get("staging_path")),
+             ("glance_ha:store:tasks_path", store.get("tasks_path"))]
+    if cache.get("enabled") is True:
+        named.append(("glance_ha:cache:path", cache.get("path")))
+    seen = {}
+    for key, value in named:
+        if value in ("", None):
+            continue
+        if not _is_abs_path(value):
+            errors.append(f"{key}: {value!r} is not an absolute path")
+            continue
+        path = _norm(value)
+        if not known:
+            errors.append(f"{key}: {value!r} is not under a shared filesystem the formula knows of: set"
+                          " glance_ha:store:share to its mount point (with several controllers every"
+                          " node must find what one of them wrote there)")
+        elif path == known or not _under(path, known):
+            errors.append(f"{key}: {value!r} is not under the shared filesystem {known!r}"
+                          " (glance_ha:store:share, or glance_ha:store:path with the file backend)")
+        elif store.get("backend") == "file" and path == _norm(store["path"]):
+            errors.append(f"{key}: {value!r} is the image store itself (glance_ha:store:path)")
+        else:
+            seen[key] = path
+    for key, path in seen.items():
+        for other, opath in seen.items():
+            if key < other and (_under(path, opath) or _under(opath, path)):
+                errors.append(f"{key}: {path!r} and {other} {opath!r} must be separate directories")
+    overrides = cfg.get("config")
+    default = overrides.get("DEFAULT") if isinstance(overrides, dict) else None
+    if isinstance(default, dict) and default.get("worker_self_reference_url") not in (None, ""):
+        errors.append("glance_ha:config:DEFAULT:worker_self_reference_url: is the internal endpoint on every"
+                      " controller (active/passive: staging, tasks and the image cache are shared, so any"
+                      " node serves an import another one staged); a per-node URL would make glance proxy"
+                      " an import to a node that may be down")
 
 
 def _validate_log(log, errors):
@@ -547,8 +640,23 @@ def _derive_all(cfg):
         cfg["api"]["bind_host"] = "::" if ":" in vip["internal"] + vip["public"] else "0.0.0.0"
     else:
         cfg["api"]["bind_host"] = vip["internal"]
+    _derive_shared_dirs(cfg)
     cfg["conf"] = conf.sections(cfg)
     return cfg
+
+
+def _derive_shared_dirs(cfg):
+    """``store:share`` (the mount point the guard checks, '' = none), ``store:staging_path``,
+    ``store:tasks_path`` and ``cache:path``: on the share when there is one, else (a backend without a
+    shared filesystem) the node's state directory."""
+    store, cache = cfg["store"], cfg["cache"]
+    share = share_dir(store)
+    base = share or cfg["lookup"].get("state_dir", "/var/lib/glance")
+    store["share"] = share
+    store["path"] = _norm(store["path"]) if store["backend"] == "file" else store["path"]
+    for key, sub in (("staging_path", "staging"), ("tasks_path", "tasks")):
+        store[key] = _norm(store[key]) if store.get(key) else f"{base.rstrip('/')}/{sub}"
+    cache["path"] = _norm(cache["path"]) if cache.get("path") else f"{base.rstrip('/')}/cache"
 
 
 def merge(defaults, osfamilymap, pillar, os_family):

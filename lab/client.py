@@ -11,6 +11,8 @@ ops:
   request        {url, token?, method?, body? (JSON), timeout? | request_timeout?}
                                                                      -> {status, seconds, body?}
   upload         {url (image API root), token, file, name}           -> {id, status, seconds, sha256}
+  stage          {url (image API root), token, file, name}           -> {id, status, seconds, sha256}
+                 (PUT .../stage: glance-direct's staging, the image is then `uploading`)
   download       {url, token, id, file}                              -> {status, seconds, sha256, bytes}
   create         {url (image API root), token, name}                 -> {id, status, http, seconds}
   verify         {url, token, images: [{id, sha256}, ...]}           -> {results: [{id, status, sha256,
@@ -89,6 +91,16 @@ def request(r):
 
 
 def upload(r):
+    return _create_and_send(r, "file")
+
+
+def stage(r):
+    """Like upload, but PUT /v2/images/{id}/stage (glance-direct's first step, `glance image-stage`):
+    the image stays `uploading` until an import."""
+    return _create_and_send(r, "stage")
+
+
+def _create_and_send(r, where):
     t = time.monotonic()
     base = r["url"].rstrip("/")
     meta = {"name": r["name"], "disk_format": "raw", "container_format": "bare", "visibility": "private"}
@@ -99,10 +111,10 @@ def upload(r):
     image_id = json.loads(data)["id"]
     with open(r["file"], "rb") as f:
         blob = f.read()
-    status, _, data = _http("PUT", f"{base}/v2/images/{image_id}/file", token=r["token"], body=blob,
+    status, _, data = _http("PUT", f"{base}/v2/images/{image_id}/{where}", token=r["token"], body=blob,
                             headers={"Content-Type": "application/octet-stream"}, timeout=300)
     if status != 204:
-        raise SystemExit(f"upload image data: HTTP {status}: {data[:300]!r}")
+        raise SystemExit(f"{where} image data: HTTP {status}: {data[:300]!r}")
     status, _, data = _http("GET", f"{base}/v2/images/{image_id}", token=r["token"])
     return {"id": image_id, "status": json.loads(data).get("status"), "seconds": time.monotonic() - t,
             "sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
@@ -217,7 +229,7 @@ def poll(r):
 
 def main():
     r = json.load(sys.stdin)
-    ops = {f.__name__: f for f in (token, catalog, request, upload, download, notifications, wait_http,
+    ops = {f.__name__: f for f in (token, catalog, request, upload, stage, download, notifications, wait_http,
                                   poll, create, verify)}
     json.dump(ops[r["op"]](r), sys.stdout)
     return 0

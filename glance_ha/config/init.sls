@@ -24,9 +24,32 @@ glance_ha-config-dir:
       - pkg: glance_ha-packages
 {%- endif %}
 
-{%- set dirs = [look.state_dir ~ '/staging', look.state_dir ~ '/tasks', look.lock_dir] %}
-{%- if glance_ha.store.backend == 'file' %}
-{%-   do dirs.insert(0, glance_ha.store.path) %}
+{%- set store = glance_ha.store %}
+{%- set shared = [store.staging_path, store.tasks_path] %}
+{%- if glance_ha.cache.enabled %}
+{%-   do shared.append(glance_ha.cache.path) %}
+{%- endif %}
+{%- if store.backend == 'file' and store.path != store.share %}
+{%-   do shared.insert(0, store.path) %}
+{%- endif %}
+{%- set dirs = [look.lock_dir] %}
+{%- if store.share %}
+
+{#- The share is checked (mounted, answering, glance's by number), never created or chowned: on a
+    node where it is not mounted, nothing lands on local disk. #}
+glance_ha-share:
+  glance_ha.share_present:
+    - name: {{ store.share }}
+    - user: {{ look.user }}
+    - group: {{ look.group }}
+    - dirs: {{ shared | json }}
+    - timeout: {{ store.check_timeout }}
+{%-   if look.pkgs %}
+    - require:
+      - pkg: glance_ha-packages
+{%-   endif %}
+{%- else %}
+{%-   do dirs.extend(shared) %}
 {%- endif %}
 {%- set log_dir = salt['file.dirname'](glance_ha.log.file) %}
 {%- if glance_ha.log.destination == 'file' %}

@@ -44,6 +44,8 @@ glance_ha:
   store:
     backend: file
     path: /var/lib/glance/images
+    # a download on a hung share fails after 10 s (test/ha/test_store.py measures it)
+    timeout: 10
   cluster:
     monitor:
       interval: 10s

@@ -4,8 +4,10 @@ secrets masked (in output, logs, what the execution module returns, and on disk 
 
 import json
 import os
+import pwd
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -49,7 +51,7 @@ def test_show_sls_renders(modules, pillar, sls):
 
 
 def test_config_test_apply_rerun(modules, pillar):
-    wipe(CONF, "/var/lib/glance/staging")
+    wipe(CONF, "/var/lib/glance/images/staging")
     before = snapshot(CONF)
     ret = modules.state.sls("glance_ha.config", pillar=pillar, test=True)
     by_id = {r.id: r for r in ret}
@@ -60,7 +62,7 @@ def test_config_test_apply_rerun(modules, pillar):
     assert "+worker_self_reference_url = http://" in diff
     assert "+password = ********\n" in diff
     assert snapshot(CONF) == before, "test=True wrote the file"
-    assert not os.path.exists("/var/lib/glance/staging"), "test=True created a directory"
+    assert not os.path.exists("/var/lib/glance/images/staging"), "test=True created a directory"
 
     ret = modules.state.sls("glance_ha.config", pillar=pillar)
     failed = [r for r in ret if r.result is False]
@@ -71,7 +73,7 @@ def test_config_test_apply_rerun(modules, pillar):
     assert (st.st_mode & 0o777, st.st_uid) == (0o640, 0)
     text = Path(CONF).read_text()
     assert "[keystone_authtoken]" in text and f'password = "{want["keystone"]["service_user"]["password"]}"' in text
-    assert os.path.isdir("/var/lib/glance/staging")
+    assert os.path.isdir("/var/lib/glance/images/staging")
 
     again = modules.state.sls("glance_ha.config", pillar=pillar)
     changed = {r.id: r.changes for r in again if r.changes}
@@ -134,7 +136,7 @@ def test_bad_pillar_changes_nothing(modules, example_pillar, override, key):
     modules.state.sls("glance_ha.config", pillar=good)
     watched = (CONF, "/var/lib/glance/images")
     before = snapshot(CONF)
-    wipe("/var/lib/glance/tasks")
+    wipe("/var/lib/glance/images/tasks")
     ret = modules.state.sls("glance_ha", pillar=deep_merge(good, {"glance_ha": override}))
     assert ret.failed
     errors = "\n".join(ret.errors if hasattr(ret, "errors") else [str(ret)])
@@ -142,7 +144,7 @@ def test_bad_pillar_changes_nothing(modules, example_pillar, override, key):
     for secret in SECRETS:
         assert secret not in errors
     assert snapshot(CONF) == before
-    assert not os.path.exists("/var/lib/glance/tasks")
+    assert not os.path.exists("/var/lib/glance/images/tasks")
     assert os.path.isdir(watched[1])
 
 
@@ -290,14 +292,51 @@ def test_new_secrets_never_readable_by_others(modules, example_pillar, monkeypat
 
 def test_execution_module_returns_no_secret(modules, defaults, osfamilymap, site_pillar):
     """The operator-callable functions of the glance_ha execution module: settings returns a masked view,
-    writer a decision (no pillar data at all); running_config paths and sha256 digests, reload True
-    (neither reads the pillar)."""
+    writer a decision, share_status a mount's state (no pillar data at all); running_config paths and
+    sha256 digests, reload True (neither reads the pillar)."""
     public = sorted(name for name in modules if name.startswith("glance_ha."))
-    assert public == ["glance_ha.reload", "glance_ha.running_config", "glance_ha.settings", "glance_ha.writer"]
+    assert public == ["glance_ha.reload", "glance_ha.running_config", "glance_ha.settings", "glance_ha.share_status",
+                      "glance_ha.writer"]
     assert set(modules.glance_ha.writer("ctl9")) == {"write", "comment"}
+    assert set(modules.glance_ha.share_status("/var/lib/glance/images")) == {
+        "path", "mounted", "answered", "uid", "gid", "error"}
     # the site's vip:nic (ens3) is an interface of the site's controllers, not of this test minion
     site = dict(site_pillar["glance_ha"], vip=dict(site_pillar["glance_ha"]["vip"], nic=""))
     view = json.dumps(modules.glance_ha.settings(defaults, osfamilymap, pillar=site))
     assert "********" in view
     for secret in SECRETS:
         assert secret not in view
+
+
+def test_share_not_mounted_or_foreign_is_refused_and_never_created_or_chowned(modules, example_pillar):
+    """glance_ha.config on a node whose share is not mounted creates nothing on local disk; on a share that
+    belongs to other ids it fails naming both and chowns nothing; on the glance-owned share (the sandbox's
+    tmpfs) it creates staging and tasks."""
+    glance = pwd.getpwnam("glance")
+    base = tempfile.mkdtemp(prefix="share-", dir="/var/tmp")
+    share = f"{base}/images"
+    os.mkdir(share)
+    pillar = deep_merge(files_only(example_pillar), {"glance_ha": {"store": {"path": share}}})
+    try:
+        ret = modules.state.sls("glance_ha.config", pillar=pillar)
+        failed = {r.id: r.comment for r in ret if r.result is False}
+        assert list(failed) == ["glance_ha-share"], failed
+        assert f"{share} is not mounted" in failed["glance_ha-share"]
+        assert os.listdir(share) == []
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=1m,uid={glance.pw_uid + 7},gid={glance.pw_gid + 7}",
+                        "foreign", share], check=True)
+        ret = modules.state.sls("glance_ha.config", pillar=pillar)
+        comment = next(r.comment for r in ret if r.id == "glance_ha-share")
+        assert f"uid:gid {glance.pw_uid + 7}:{glance.pw_gid + 7}" in comment
+        assert f"glance:glance is {glance.pw_uid}:{glance.pw_gid}" in comment
+        st = os.stat(share)
+        assert (st.st_uid, st.st_gid) == (glance.pw_uid + 7, glance.pw_gid + 7)
+        assert os.listdir(share) == []
+        os.chown(share, glance.pw_uid, glance.pw_gid)   # the site fixes the ids once
+        ret = modules.state.sls("glance_ha.config", pillar=pillar)
+        assert not [r for r in ret if r.result is False]
+        assert sorted(os.listdir(share)) == ["staging", "tasks"]
+        assert os.stat(f"{share}/staging").st_uid == glance.pw_uid
+    finally:
+        subprocess.run(["umount", "-l", share], capture_output=True, check=False)
+        shutil.rmtree(base, ignore_errors=True)

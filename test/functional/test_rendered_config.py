@@ -85,7 +85,8 @@ def running_glance(loaders, glance_pillar):
     assert params.pop("bind_host") == "0.0.0.0"
     assert params == {"config": CONF, "server": "gunicorn", "server_binary": str(OS_VENV / "bin/gunicorn"),
                       "monitor_level": "api", "credentials_file": "/etc/glance/ocf-credentials",
-                      "bind_port": api["port"], "workers": api["workers"]}
+                      "bind_port": api["port"], "workers": api["workers"],
+                      "store_mount": "/var/lib/glance/images", "store_check_timeout": 10}
     params = rendered_params(modules, glance_pillar)
     text = Path(CONF).read_text()
     assert "bind_host" not in text and "bind_port" not in text and "\nworkers" not in text

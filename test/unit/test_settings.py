@@ -218,6 +218,11 @@ def test_endpoints_derive_from_vips(settings, example_pillar):
     ({"config": {"DEFAULT": {"debug\n": True}}}, "glance_ha:config:DEFAULT", "control character"),
 ])
 def test_bad_pillar_names_the_key(settings, example_pillar, override, key, words):
+    assert_names_key(settings, example_pillar, override, key, words)
+
+
+def assert_names_key(settings, example_pillar, override, key, words):
+    """The pillar example with ``override`` is refused with a line for ``key`` that says ``words``."""
     message = errors_of(settings, deep_merge(example_pillar["glance_ha"], override))
     line = next((ln for ln in message.splitlines() if ln.strip().startswith(f"- {key}:")), None)
     assert line is not None, message
@@ -455,3 +460,91 @@ def test_vip_nic_is_one_of_this_minions_interfaces(defaults, osfamilymap, exampl
     pillar["vip"]["nic"] = "eth0"
     pillar["cluster"]["manage"] = False  # no VIP resources: nothing uses vip:nic
     minion.settings(defaults, osfamilymap, pillar=copy.deepcopy(pillar))
+
+
+# --------------------------------------------------------------------------- shared store, staging, cache
+@pytest.mark.parametrize("override, key, words", [
+    ({"store": {"staging_path": "/var/lib/glance/staging"}}, "glance_ha:store:staging_path",
+     "not under the shared filesystem '/var/lib/glance/images'"),
+    ({"store": {"tasks_path": "/srv/tasks"}}, "glance_ha:store:tasks_path", "not under the shared filesystem"),
+    ({"store": {"staging_path": "staging"}}, "glance_ha:store:staging_path", "absolute path"),
+    ({"store": {"staging_path": "/var/lib/glance/images/../staging"}}, "glance_ha:store:staging_path",
+     "absolute path"),
+    ({"store": {"staging_path": "/var/lib/glance/images"}}, "glance_ha:store:staging_path",
+     "not under the shared filesystem"),
+    ({"store": {"share": "/srv/glance", "staging_path": "/srv/glance/images"}}, "glance_ha:store:path",
+     "not on the shared filesystem glance_ha:store:share '/srv/glance'"),
+    ({"store": {"share": "/var/lib/glance", "staging_path": "/var/lib/glance/images"}},
+     "glance_ha:store:staging_path", "is the image store itself"),
+    ({"store": {"staging_path": "/var/lib/glance/images/x", "tasks_path": "/var/lib/glance/images/x/t"}},
+     "glance_ha:store:staging_path", "separate directories"),
+    ({"store": {"share": "nfs"}}, "glance_ha:store:share", "absolute path"),
+    ({"store": {"backend": "rbd", "rbd": {"user": "glance"}, "staging_path": "/srv/staging"}},
+     "glance_ha:store:staging_path", "not under a shared filesystem the formula knows of"),
+    ({"store": {"backend": "rbd", "rbd": {"user": "glance"}}, "cache": {"enabled": True}},
+     "glance_ha:cache:enabled", "needs a shared filesystem"),
+    ({"cache": {"enabled": True, "path": "/var/cache/glance"}}, "glance_ha:cache:path",
+     "not under the shared filesystem"),
+    ({"cache": {"enabled": "yes"}}, "glance_ha:cache:enabled", "true or false"),
+    ({"cache": {"max_size": 0}}, "glance_ha:cache:max_size", "size in bytes"),
+    ({"store": {"timeout": -1}}, "glance_ha:store:timeout", "number of seconds"),
+    ({"store": {"check_timeout": 0}}, "glance_ha:store:check_timeout", "number of seconds"),
+    ({"config": {"DEFAULT": {"worker_self_reference_url": "http://10.0.0.21:9292"}}},
+     "glance_ha:config:DEFAULT:worker_self_reference_url", "internal endpoint on every controller"),
+])
+def test_bad_store_pillar_names_the_key(settings, example_pillar, override, key, words):
+    assert_names_key(settings, example_pillar, override, key, words)
+
+
+def test_staging_and_tasks_default_to_the_share(settings, example_pillar):
+    cfg = settings(example_pillar["glance_ha"])
+    assert cfg["store"]["share"] == "/var/lib/glance/images"
+    assert cfg["conf"]["os_glance_staging_store"] == {"filesystem_store_datadir": "/var/lib/glance/images/staging/",
+                                                      "filesystem_store_timeout": "30"}
+    assert cfg["conf"]["os_glance_tasks_store"] == {"filesystem_store_datadir": "/var/lib/glance/images/tasks/",
+                                                    "filesystem_store_timeout": "30"}
+    assert cfg["conf"]["fs"]["filesystem_store_timeout"] == "30"
+    # one reference URL on every node: the internal endpoint (the VIP)
+    assert cfg["conf"]["DEFAULT"]["worker_self_reference_url"] == cfg["endpoints"]["internal"]
+    assert "image_cache_dir" not in cfg["conf"]["DEFAULT"]
+    assert cfg["conf"]["paste_deploy"]["flavor"] == "keystone"
+
+
+def test_share_above_the_store(settings, example_pillar):
+    pillar = deep_merge(example_pillar["glance_ha"], {"store": {"share": "/var/lib/glance/", "timeout": 0}})
+    cfg = settings(pillar)
+    assert cfg["store"]["share"] == "/var/lib/glance"
+    assert cfg["store"]["staging_path"] == "/var/lib/glance/staging"
+    assert cfg["conf"]["os_glance_staging_store"] == {"filesystem_store_datadir": "/var/lib/glance/staging/"}
+    assert "filesystem_store_timeout" not in cfg["conf"]["fs"]
+
+
+def test_other_backends_keep_staging_local_without_a_share(settings, example_pillar):
+    pillar = deep_merge(example_pillar["glance_ha"], {"store": {"backend": "rbd", "rbd": {"user": "glance"}}})
+    cfg = settings(pillar)
+    assert cfg["store"]["share"] == ""
+    assert cfg["store"]["staging_path"] == "/var/lib/glance/staging"
+    assert "filesystem_store_timeout" not in cfg["conf"]["rbd"]
+    pillar = deep_merge(pillar, {"store": {"share": "/srv/glance"}, "cache": {"enabled": True}})
+    cfg = settings(pillar)
+    assert cfg["conf"]["os_glance_staging_store"]["filesystem_store_datadir"] == "/srv/glance/staging/"
+    assert cfg["conf"]["DEFAULT"]["image_cache_dir"] == "/srv/glance/cache/"
+
+
+def test_cache_on_the_share(settings, example_pillar):
+    pillar = deep_merge(example_pillar["glance_ha"], {"cache": {"enabled": True, "max_size": 1073741824}})
+    cfg = settings(pillar)
+    assert cfg["conf"]["DEFAULT"]["image_cache_dir"] == "/var/lib/glance/images/cache/"
+    assert cfg["conf"]["DEFAULT"]["image_cache_driver"] == "centralized_db"
+    assert cfg["conf"]["DEFAULT"]["image_cache_max_size"] == "1073741824"
+    assert cfg["conf"]["paste_deploy"]["flavor"] == "keystone+cachemanagement"
+
+
+def test_share_root_opts_out_of_the_mount_check(settings, example_pillar):
+    """A single node on local disk: `store:share: /` (always mounted) keeps staging beside the store."""
+    cfg = settings(deep_merge(example_pillar["glance_ha"], {"store": {"share": "/"}}))
+    assert cfg["store"]["share"] == "/"
+    assert cfg["store"]["staging_path"] == "/staging"
+    cfg = settings(deep_merge(example_pillar["glance_ha"], {"store": {
+        "share": "/", "staging_path": "/var/lib/glance/staging", "tasks_path": "/var/lib/glance/tasks"}}))
+    assert cfg["conf"]["os_glance_staging_store"]["filesystem_store_datadir"] == "/var/lib/glance/staging/"

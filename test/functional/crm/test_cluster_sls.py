@@ -42,7 +42,8 @@ def test_cluster_sls_alone_in_test_mode_shows_everything_and_writes_nothing(modu
     assert results[CLUSTER].result is None, results[CLUSTER].comment
     assert results[CLUSTER].changes["p_glance-api"]["new"]["params"] == {
         "config": "/etc/glance/glance-api.conf", "credentials_file": "/etc/glance/ocf-credentials",
-        "monitor_level": "http", "bind_host": "0.0.0.0", "bind_port": "9292", "workers": "2"}
+        "monitor_level": "http", "bind_host": "0.0.0.0", "bind_port": "9292", "workers": "2",
+        "store_mount": "/var/lib/glance/images", "store_check_timeout": "10"}
     assert "Would write 11 object(s)" in results[CLUSTER].comment  # 9 objects, stickiness, the owner tag
     assert cib.xml() == before
 
