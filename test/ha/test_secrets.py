@@ -4,63 +4,15 @@ not in a file others may read in a controller (what it wrote under /etc, /var an
 cache, not on a command line sampled (from the host's /proc, which sees every controller's processes)
 while the highstate ran."""
 
-import os
-import stat
-import threading
-import time
-from pathlib import Path
 
 from test.ha.conftest import apply_all
 from test.ha.test_faults_salt import drift, summary
+from test.sweep import ProcSampler, readable_by_others
 
 SECRET_KEYS = ("db_glance", "rabbit", "keystone_admin", "keystone_glance", "db_admin")
 NODE_SWEEP = r"""f=$(mktemp); cat > "$f"
 find /run /var/lib/pacemaker -xdev -type f -perm -004 -print0 | xargs -0 -r grep -lF -f "$f"
 rm -f "$f"; true"""
-
-
-class ProcSampler:
-    """Every command line in the host's /proc, sampled in a thread while the block runs."""
-
-    def __init__(self):
-        self.seen, self._stop = set(), threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            for entry in os.listdir("/proc"):
-                if entry.isdigit():
-                    try:
-                        self.seen.add(Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(
-                            errors="replace"))
-                    except OSError:
-                        pass
-            time.sleep(0.001)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-
-def readable_by_others(top):
-    """Files under ``top`` that others can reach and read (every directory on the way o+x, the file
-    o+r), as {path: bytes}."""
-    found = {}
-    if not top.is_dir():
-        return found
-    for base, dirs, files in os.walk(top):
-        dirs[:] = [d for d in dirs if os.lstat(os.path.join(base, d)).st_mode & 0o001]
-        for name in files:
-            path = os.path.join(base, name)
-            st = os.lstat(path)
-            if stat.S_ISREG(st.st_mode) and st.st_mode & 0o004:
-                with open(path, "rb") as handle:
-                    found[path] = handle.read(4 << 20)
-    return found
 
 
 def test_no_secret_anywhere_after_a_highstate(lab, first_apply, token):

@@ -4,16 +4,14 @@ test=True (exact diffs, nothing written), a real apply, then a second apply with
 import difflib
 import json
 import os
-import stat
 import subprocess
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from test.conftest import deep_merge, wipe
 from test.modload import load
+from test.sweep import ProcSampler, readable_by_others
 
 CONF = "/etc/glance/glance-api.conf"
 AGENT = "/usr/lib/ocf/resource.d/openstack/glance-api"
@@ -57,50 +55,6 @@ def expected_diff(text, secrets):
     mask = load("_utils/glance_ha_secrets.py").mask
     lines = difflib.unified_diff([], text.splitlines(True), fromfile=CONF, tofile=CONF, n=1)
     return "".join(mask(line if line.endswith("\n") else line + "\n", secrets) for line in lines)
-
-
-class ProcSampler:
-    """Every command line in /proc, sampled every 2 ms in a thread while the block runs."""
-
-    def __init__(self):
-        self.seen, self._stop = set(), threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            for entry in os.listdir("/proc"):
-                if entry.isdigit():
-                    try:
-                        self.seen.add(Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(
-                            errors="replace"))
-                    except OSError:
-                        pass
-            time.sleep(0.002)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-
-def world_readable_files(*roots):
-    """{path: text} of every regular file under ``roots`` that others may read (first 1 MiB)."""
-    found = {}
-    for root in roots:
-        for base, _dirs, files in os.walk(root):
-            for name in files:
-                path = os.path.join(base, name)
-                try:
-                    st = os.lstat(path)
-                    if stat.S_ISREG(st.st_mode) and st.st_mode & 0o004:
-                        with open(path, "rb") as handle:
-                            found[path] = handle.read(1 << 20).decode(errors="replace")
-                except OSError:
-                    pass
-    return found
 
 
 @pytest.mark.parametrize("which", ["example", "site"])
@@ -160,12 +114,12 @@ def test_highstate_cycle(salt_cli, salt_minion, set_pillar, highstate_top, examp
     out = json.dumps([dry, results, second])
     log = Path(salt_minion.config["log_file"]).read_text()
     assert "[DEBUG   ]" in log and "crm: running cibadmin --query" in log, "the minion log holds no DEBUG of the run"
-    readable = world_readable_files("/etc", "/var", "/usr/lib/ocf")
+    readable = readable_by_others("/etc", "/var", "/usr/lib/ocf")
     for secret in secrets:
         assert secret not in out
         assert secret not in log
         assert not any(secret in c for c in sampler.seen), "a secret on a command line"
-        assert [p for p, text in readable.items() if secret in text] == []
+        assert [p for p, data in readable.items() if secret.encode() in data] == []
     assert os.stat(CONF).st_mode & 0o007 == 0
 
 
