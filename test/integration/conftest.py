@@ -66,8 +66,8 @@ def salt_minion(salt_master, cib_file, tmp_path_factory):
     (shim / "crm_verify").write_text(CRM_VERIFY_SHIM)
     (shim / "crm_verify").chmod(0o755)
     environ = dict(os.environ, CIB_file=str(cib_file), PATH=f"{shim}:{os.environ.get('PATH', '')}")
-    factory = salt_master.salt_minion_daemon("glance-ha-minion", overrides={"log_level_logfile": "debug"},
-                                             environ=environ)
+    factory = salt_master.salt_minion_daemon("glance-ha-minion", overrides={"log_level_logfile": "debug"})
+    factory.environ = environ   # the factories manager passes its own environ: this minion's replaces it
     with factory.started(start_timeout=120):
         ret = factory.salt_call_cli(timeout=120).run("saltutil.sync_all")
         assert ret.returncode == 0, ret
