@@ -229,7 +229,10 @@ def test_test_mode_before_glance_api_conf_exists(modules, tmp_path):
 def test_hung_mariadb_is_a_bounded_clear_error(modules, db, mariadb):
     """MariaDB hung (the session's own mysqld SIGSTOPped: the kernel still accepts the TCP connection,
     no greeting ever comes): glance_db.synced fails naming the database it cannot reach, within the
-    module's connect timeout (10 s) plus slack, and writes nothing; the password is not echoed."""
+    module's I/O timeout (30 s; pymysql's connect_timeout covers the TCP connect only) plus slack, and
+    writes nothing; the password is not echoed. Shown failing: without ``read_timeout`` in
+    glance_db._connect the state never returned (blocked in recv on the greeting; mysqld continued by
+    hand after 8 min)."""
     os.kill(mariadb.pid, signal.SIGSTOP)
     try:
         start = time.monotonic()
@@ -241,6 +244,6 @@ def test_hung_mariadb_is_a_bounded_clear_error(modules, db, mariadb):
     assert f"glance database: cannot connect as {db['name']}@{mariadb.host}:{mariadb.port}" in res.comment, \
         res.comment
     assert "timed out" in res.comment, res.comment
-    assert 9 < elapsed < 20, elapsed
+    assert 29 < elapsed < 45, elapsed
     _no_secret(json.dumps(res.full_return), db)
     assert not _has_table(mariadb, db["name"], "alembic_version")
