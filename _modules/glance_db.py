@@ -353,7 +353,8 @@ def database_present(name, user, password, admin_user, admin_password, host="loc
 def _can_login(host, port, user, password):
     try:
         pymysql.connect(host=host, port=int(port), user=user, password=password,
-                        connect_timeout=CONNECT_TIMEOUT).close()
+                        connect_timeout=CONNECT_TIMEOUT, read_timeout=IO_TIMEOUT,
+                        write_timeout=IO_TIMEOUT).close()
         return True
     except pymysql.MySQLError:
         return False
