@@ -11,6 +11,10 @@ Two highstates at once: :py:func:`sync` takes MariaDB's named lock ``GET_LOCK('g
 on its connection and holds it while ``glance-manage`` runs; the second caller waits for the lock
 (``lock_timeout`` seconds), then finds the schema current and runs nothing.
 
+Bounds: this module's connections give up after 10 s to connect and 30 s per read or write (a hung
+MariaDB is an error naming the database, not a hang); ``glance-manage`` is bounded by the
+``[database] connection_parameters`` timeouts the formula renders, and after 900 s in any case.
+
 The pending migrations are the revisions of glance's own alembic scripts between the database's
 ``alembic_version`` and the scripts' heads, listed by glance's Python interpreter (the one named on
 ``glance-manage``'s ``#!`` line), so the list matches the glance that would run them.
