@@ -12,6 +12,7 @@ import time
 import pytest
 
 from lab.httpcount import CountingProxy, _Handler
+from test.functional.conftest import minion_config
 from test.functional.keystone.test_catalog_states import image_endpoints
 
 SALT_CALL = os.path.join(os.path.dirname(os.path.abspath(__import__("sys").executable)), "salt-call")
@@ -70,9 +71,20 @@ def test_write_not_repeated_after_a_read_timeout(kc_states, kc_auth, keystone, c
     assert [s["id"] for s in clean_image.services("image")] == [svc["id"]]
 
 
-def test_two_writers_at_once_one_service_three_endpoints(kc_minion_root, kc_pillar, keystone, clean_image):
-    """Two salt-call processes apply glance_ha.endpoints at the same moment (both the writer, as two
-    concurrent runs on the DC would be). The proxy holds every read of the image service until both
+@pytest.fixture
+def two_roots(kc_minion_root, tmp_path, formula_root, state_tree):
+    """kc-minion's root and a copy of it (same id and pillar, own cache and locks): two writers."""
+    other = tmp_path / "writer-b"
+    (other / "pillar").mkdir(parents=True)
+    for name in ("top.sls", "glance_ha.sls"):
+        (other / "pillar" / name).write_bytes((kc_minion_root / "pillar" / name).read_bytes())
+    minion_config(other, "kc-minion", state_tree, formula_root)
+    return [kc_minion_root, other]
+
+
+def test_two_writers_at_once_one_service_three_endpoints(two_roots, keystone, clean_image):
+    """Two salt-call processes (two minion roots of the same id: no shared cache or lock) apply
+    glance_ha.endpoints at the same moment, both the writer. The proxy holds every read of the image service until both
     runs have sent theirs, so both decide on the same empty catalog (the request log proves it: two
     GET /v3/services before the first write). Afterwards Keystone holds one image service with exactly
     one endpoint per interface, and a third run changes nothing."""
@@ -88,10 +100,10 @@ def test_two_writers_at_once_one_service_three_endpoints(kc_minion_root, kc_pill
 
     with proxy(keystone, before=before) as both:
         override = json.dumps({"glance_ha": {"keystone": {"auth_url": both.url + "/v3"}}})
-        cmd = [SALT_CALL, "--local", "-c", str(kc_minion_root), "--out=json", "state.sls",
-               "glance_ha.endpoints", f"pillar={override}", "concurrent=True"]
-        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(2)]
+        procs = [subprocess.Popen([SALT_CALL, "--local", "-c", str(root), "--out=json", "state.sls",
+                                   "glance_ha.endpoints", f"pillar={override}"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for root in two_roots]
         outs = [p.communicate(timeout=240) for p in procs]
         log = [(m, p.split("?")[0], s) for m, p, s in both.requests if not p.endswith("/auth/tokens")]
     assert gate.is_set(), f"the two runs never read at the same time: {log}"
@@ -106,7 +118,7 @@ def test_two_writers_at_once_one_service_three_endpoints(kc_minion_root, kc_pill
     print("failures of the two runs:", failures)
     with proxy(keystone) as calm:
         override = json.dumps({"glance_ha": {"keystone": {"auth_url": calm.url + "/v3"}}})
-        third = subprocess.run([SALT_CALL, "--local", "-c", str(kc_minion_root), "--out=json", "state.sls",
+        third = subprocess.run([SALT_CALL, "--local", "-c", str(two_roots[0]), "--out=json", "state.sls",
                                 "glance_ha.endpoints", f"pillar={override}"], capture_output=True, text=True,
                                timeout=240, check=False)
         assert calm.counts()["write"] == 0, calm.requests
