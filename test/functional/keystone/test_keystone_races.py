@@ -48,8 +48,7 @@ def test_write_not_repeated_after_a_read_timeout(kc_states, kc_auth, keystone, c
     """POST /v3/services reaches Keystone (the service is created) but its answer is held past the
     10 s read timeout: the state fails saying the request may have reached Keystone and was not
     repeated; Keystone saw exactly one POST (the proxy's count) and holds one image service, which the
-    next run adopts without a write. Shown failing: with ``method in ("GET", "HEAD", "PATCH")`` widened
-    to POST in keystone_catalog._Conn._call, the proxy counts 3 POSTs and Keystone holds 3 services."""
+    next run adopts without a write."""
     with proxy(keystone, hold=lambda m, p: 12 if is_services_post(m, p) else 0) as slow:
         auth = dict(kc_auth, auth_url=slow.url + "/v3")
         start = time.monotonic()
