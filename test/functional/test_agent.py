@@ -486,9 +486,8 @@ def test_api_monitor_keeps_secrets_off_command_lines_and_environments(g33_up, wo
     sampled during the monitors: the password must never appear, while the token request and the
     image list demonstrably went through curl. Both sources: credentials file and os_password.
     The sampler is shown in step: the wrapper lingers 0.2 s before exec'ing curl (same argv), and a
-    sampled command line with the token URL must be among those seen.
-    Shown failing: the agent's token request as ``curl ... --data-binary "$body"`` (the body on the
-    command line) fails with ``password seen in a process argv`` (checked first, before curl's log)."""
+    sampled command line with the token URL must be among those seen (checked first, then that no
+    sampled command line holds the password, before curl's own log)."""
     password = secrets_for_glance["monitor"]
     wrapdir = workdir / "wrap"
     wrapdir.mkdir()
