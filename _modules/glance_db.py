@@ -11,6 +11,10 @@ Two highstates at once: :py:func:`sync` takes MariaDB's named lock ``GET_LOCK('g
 on its connection and holds it while ``glance-manage`` runs; the second caller waits for the lock
 (``lock_timeout`` seconds), then finds the schema current and runs nothing.
 
+Bounds: this module's connections give up after 10 s to connect and 30 s per read or write (a hung
+MariaDB is an error naming the database, not a hang); ``glance-manage`` is bounded by the
+``[database] connection_parameters`` timeouts the formula renders, and after 900 s in any case.
+
 The pending migrations are the revisions of glance's own alembic scripts between the database's
 ``alembic_version`` and the scripts' heads, listed by glance's Python interpreter (the one named on
 ``glance-manage``'s ``#!`` line), so the list matches the glance that would run them.
@@ -40,6 +44,10 @@ __virtualname__ = "glance_db"
 
 LOCK_NAME = "glance_ha.db_sync"
 CONNECT_TIMEOUT = 10
+# Every read and write of this module's connections (the server's greeting included: pymysql's
+# connect_timeout covers the TCP connect only), so a hung MariaDB is an error, not a hang.
+IO_TIMEOUT = 30
+LOCK_STEP = 20
 MANAGE_TIMEOUT = 900
 # glance's alembic scripts (no database access): argv[1:] are the current heads; prints the
 # revisions still to run, oldest first.
@@ -95,11 +103,23 @@ def _connection(config_file):
 
 
 def _connect(args, what, secret):
+    """A connection whose reads and writes give up after IO_TIMEOUT s."""
     try:
-        return pymysql.connect(connect_timeout=CONNECT_TIMEOUT, autocommit=True, **args)
+        return pymysql.connect(connect_timeout=CONNECT_TIMEOUT, read_timeout=IO_TIMEOUT,
+                               write_timeout=IO_TIMEOUT, autocommit=True, **args)
     except pymysql.MySQLError as exc:
         where = f"{args.get('user')}@{args['host']}:{args['port']}"
         raise GlanceDbError(_mask(f"{what}: cannot connect as {where}: {exc}", [secret])) from None
+
+
+def _lock(conn, deadline):
+    """Take the named lock by the deadline (monotonic s): 1 when held, else 0/None. Asked in steps of
+    at most LOCK_STEP s, so no single query outlasts the connection's IO_TIMEOUT."""
+    while True:
+        step = int(max(0, min(LOCK_STEP, deadline - time.monotonic())))
+        got = _query(conn, "SELECT GET_LOCK(%s, %s)", (LOCK_NAME, step))[0][0]
+        if got == 1 or time.monotonic() >= deadline:
+            return got
 
 
 def _query(conn, sql, params=None):
@@ -238,7 +258,7 @@ def sync(config_file="/etc/glance/glance-api.conf", glance_manage="/usr/bin/glan
     conn = _connect(args, "glance database", secret)
     try:
         start = time.monotonic()
-        got = _query(conn, "SELECT GET_LOCK(%s, %s)", (LOCK_NAME, int(lock_timeout)))[0][0]
+        got = _lock(conn, start + int(lock_timeout))
         waited = round(time.monotonic() - start, 3)
         if got != 1:
             raise GlanceDbError(f"glance database: lock {LOCK_NAME} not granted within {lock_timeout} s "
@@ -337,7 +357,8 @@ def database_present(name, user, password, admin_user, admin_password, host="loc
 def _can_login(host, port, user, password):
     try:
         pymysql.connect(host=host, port=int(port), user=user, password=password,
-                        connect_timeout=CONNECT_TIMEOUT).close()
+                        connect_timeout=CONNECT_TIMEOUT, read_timeout=IO_TIMEOUT,
+                        write_timeout=IO_TIMEOUT).close()
         return True
     except pymysql.MySQLError:
         return False

@@ -56,7 +56,7 @@ class Nodes:
         return {"id": self.node_name(n), "master": self.svc_addr, "ipv6": False,
                 "acceptance_wait_time": 1, "acceptance_wait_time_max": 2, "random_reauth_delay": 0,
                 "recon_default": 200, "recon_max": 2000, "recon_randomize": False,
-                "auth_timeout": 10, "log_level_logfile": "info", "enable_fqdns_grains": False,
+                "auth_timeout": 10, "log_level_logfile": "debug", "enable_fqdns_grains": False,
                 "enable_gpu_grains": False, "grains_refresh_every": 0,
                 # PID 1 is lab/node-init.sh, which Salt's init grain cannot name ('unknown', as in a
                 # container, where glance_ha.service has no service manager to ask). The controller's

@@ -85,7 +85,7 @@ class ServicesNamespace:
             "file_roots": {"base": [str(states)]},
             "pillar_roots": {"base": [str(LAB_DIR / "pillar"), str(pillar)]},
             "file_ignore_regex": [r"__pycache__", r"\.pyc$"],
-            "log_level_logfile": "info", "keep_jobs_seconds": 3600, "timeout": 10,
+            "log_level_logfile": "debug", "keep_jobs_seconds": 3600, "timeout": 10,
         }
         (sd / "salt/master").write_text(json.dumps(master, indent=1))
         self.write_pillar()

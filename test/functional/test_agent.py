@@ -489,7 +489,10 @@ def test_api_monitor_keeps_secrets_off_command_lines_and_environments(g33_up, wo
                                                                        keystone_users):
     """curl is replaced on PATH by a wrapper that records its argv and environment, and /proc is
     sampled during the monitors: the password must never appear, while the token request and the
-    image list demonstrably went through curl. Both sources: credentials file and os_password."""
+    image list demonstrably went through curl. Both sources: credentials file and os_password.
+    The sampler is shown in step: the wrapper lingers 0.2 s before exec'ing curl (same argv), and a
+    sampled command line with the token URL must be among those seen (checked first, then that no
+    sampled command line holds the password, before curl's own log)."""
     password = secrets_for_glance["monitor"]
     wrapdir = workdir / "wrap"
     wrapdir.mkdir()
@@ -497,6 +500,7 @@ def test_api_monitor_keeps_secrets_off_command_lines_and_environments(g33_up, wo
     (wrapdir / "curl").write_text(f"""#!/bin/sh
 {{ printf 'ARGV'; for a in "$@"; do printf ' [%s]' "$a"; done; printf '\\n'
    printf 'ENV '; tr '\\000' ' ' < /proc/$$/environ; printf '\\n'; }} >> {log}
+sleep 0.2
 exec /usr/bin/curl "$@"
 """)
     os.chmod(wrapdir / "curl", 0o755)
@@ -522,12 +526,13 @@ exec /usr/bin/curl "$@"
         sampler.join()
     assert via_file.returncode == OCF_SUCCESS, describe(via_file)
     assert via_params.returncode == OCF_SUCCESS, describe(via_params)
+    assert sum("/auth/tokens" in c for c in seen) >= 1, "the sampler never saw a curl of the monitor"
+    assert not any(password in c for c in seen), "password seen in a process argv"
     recorded = log.read_text()
     assert recorded.count("/auth/tokens]") == 2 and recorded.count("/v2/images?limit=1]") == 2
     assert "[--data-binary] [@-]" in recorded and "[-H] [@-]" in recorded
     assert password not in recorded, "the monitor password reached curl's argv or environment"
     assert "OCF_RESKEY_os_password" not in recorded
-    assert len(seen) > 10 and not any(password in c for c in seen), "password seen in a process argv"
     assert password not in via_file.stdout + via_file.stderr + via_params.stdout + via_params.stderr
 
 

@@ -9,7 +9,9 @@ Heavy (starts MariaDB): run under the machine-wide lock."""
 import json
 import os
 import secrets
+import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -222,3 +224,26 @@ def test_test_mode_before_glance_api_conf_exists(modules, tmp_path):
     """test=True on a fresh node: glance-api.conf is written by an earlier state of the real run."""
     res = _single(modules, test=True, name=str(tmp_path / "glance-api.conf"), glance_manage=str(GLANCE33))
     assert res.result is None and "is not written yet" in res.comment
+
+
+def test_hung_mariadb_is_a_bounded_clear_error(modules, db, mariadb):
+    """MariaDB hung (the session's own mysqld SIGSTOPped: the kernel still accepts the TCP connection,
+    no greeting ever comes): glance_db.synced fails naming the database it cannot reach, within the
+    module's I/O timeout (30 s; pymysql's connect_timeout covers the TCP connect only) plus slack, and
+    writes nothing; the password is not echoed. Shown failing: without ``read_timeout`` in
+    glance_db._connect the state never returned (blocked in recv on the greeting; mysqld continued by
+    hand after 8 min)."""
+    os.kill(mariadb.pid, signal.SIGSTOP)
+    try:
+        start = time.monotonic()
+        res = _single(modules, name=db["conf"], glance_manage=str(GLANCE33))
+        elapsed = time.monotonic() - start
+    finally:
+        os.kill(mariadb.pid, signal.SIGCONT)
+    assert res.result is False
+    assert f"glance database: cannot connect as {db['name']}@{mariadb.host}:{mariadb.port}" in res.comment, \
+        res.comment
+    assert "timed out" in res.comment, res.comment
+    assert 29 < elapsed < 45, elapsed
+    _no_secret(json.dumps(res.full_return), db)
+    assert not _has_table(mariadb, db["name"], "alembic_version")

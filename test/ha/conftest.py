@@ -6,11 +6,13 @@ The lab dies with the pytest process (tied=True: every PID 1 of the lab has PDEA
 torn down at session end; LAB_KEEP_RUN=1 keeps its run dir (logs of every node) for a post-mortem.
 """
 
+import collections
 import contextlib
 import os
 import secrets
 import shutil
 import tempfile
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -151,14 +153,17 @@ def uploaded_image(lab, token):
 # starts from (and leaves) a restored lab; a ledger of uploaded images is checked after every fault.
 
 PIDFILE = "/run/resource-agents/p_glance-api.pid"
-_ORDER = {"test_crm_live.py": 0, "test_lab.py": 1, "test_day0.py": 2, "test_clean.py": 4}
+_ORDER = {"test_crm_live.py": 0, "test_lab.py": 1, "test_day0.py": 2, "test_secrets.py": 2.5, "test_clean.py": 4}
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Within test/ha: test_lab.py on the fresh lab first, then test_day0.py, test_faults*.py, test_clean.py
-    (file order, then definition order), then the tests with a lab of their own (OWN_LAB_FIXTURES);
-    other directories keep their places."""
+    """Within test/ha: test_crm_live.py (a cluster of its own), test_lab.py on the fresh lab, then
+    test_day0.py, test_secrets.py, test_faults*.py, test_clean.py (file order, then definition order), then
+    the tests with a lab of their own (OWN_LAB_FIXTURES); other directories keep their places. Every file
+    the order names must exist, so a rename cannot silently reorder."""
     here = Path(__file__).resolve().parent
+    missing = [name for name in _ORDER if not (here / name).exists()]
+    assert not missing, f"test/ha/conftest.py orders files that do not exist: {missing}"
     slots = [i for i, it in enumerate(items) if Path(str(it.fspath)).resolve().parent == here]
     ours = [items[i] for i in slots]
     ranked = sorted(ours, key=lambda it: _ORDER.get(Path(str(it.fspath)).name, 3))
@@ -271,9 +276,84 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture
-def baseline(request, lab, first_apply):
-    """A restored lab before the test, and after it when it failed (so it does not spoil the next)."""
+def baseline(request, lab, first_apply, ledger, token):
+    """A restored lab before the test, with an image of the test's own in the ledger (so no "no image
+    lost" check depends on another test having run); after it, restored again if it failed, then the
+    shared audit (``audit``), as Pacemaker's CTS audits after each test."""
     restore(lab)
+    ledger.add(f"before-{request.node.name}")
     yield Baseline(lab, lab.cluster_status())
     if getattr(request.node, "glha_call_failed", True):
         restore(lab)
+    audit(lab, ledger, token, request.node.name)
+
+
+# ---- the shared audit ------------------------------------------------------------------------------
+INT_VIP, PUB_VIP = "p_ip_glance-api", "p_ip_glance-api-public"
+PUB_COLOCATION = f"col_{PUB_VIP}_with_{INT_VIP}"
+CONSTRAINTS = {f"col_{RESOURCE}_with_{INT_VIP}", f"ord_{INT_VIP}_before_{RESOURCE}", PUB_COLOCATION,
+               f"ord_{PUB_VIP}_before_{RESOURCE}"}
+
+
+def cib(lab, n=None):
+    return ET.fromstring(lab.exec(n or lab.live_nodes()[0], ["cibadmin", "--query"]).stdout)
+
+
+def meta(root, rsc, name):
+    prim = root.find(f".//primitive[@id='{rsc}']")
+    return next((nv.get("value") for nv in prim.iterfind("./meta_attributes/nvpair")
+                 if nv.get("name") == name), None)
+
+
+def catalog(lab, token):
+    """[(interface, url, region)] of the image service(s), and the number of image services."""
+    r = lab.client_call("request", url=f"{lab.auth_url}/services?type=image", token=token)
+    services = r["body"]["services"]
+    eps = []
+    for s in services:
+        r = lab.client_call("request", url=f"{lab.auth_url}/endpoints?service_id={s['id']}", token=token)
+        eps += [(e["interface"], e["url"], e["region_id"]) for e in r["body"]["endpoints"]]
+    return len(services), sorted(eps)
+
+
+def assert_consistent(lab, token, corrected=True):
+    """Exactly one set of the formula's CIB objects (three primitives, the VIPs once each, no duplicate
+    constraint or id), `crm_verify -L` clean, one image service with no duplicate endpoint; with
+    ``corrected``, exactly the formula's constraints and values and the three endpoints on the VIPs."""
+    root = cib(lab)
+    prims = [p for p in root.iterfind(".//resources//primitive") if p.get("class") != "stonith"]
+    assert sorted(p.get("id") for p in prims) == sorted([RESOURCE, INT_VIP, PUB_VIP])
+    vips = collections.Counter(nv.get("value") for p in prims if p.get("type") == "IPaddr2"
+                               for nv in p.iterfind("./instance_attributes/nvpair") if nv.get("name") == "ip")
+    assert vips == {lab.vip_internal: 1, lab.vip_public: 1}
+    cons = root.find(".//constraints")
+    content = collections.Counter(
+        (c.tag, tuple(sorted((k, v) for k, v in c.attrib.items() if k not in ("id", "score")))) for c in cons)
+    assert max(content.values()) == 1, content
+    ids = [e.get("id") for e in root.find("configuration").iter() if e.get("id")]
+    assert len(ids) == len(set(ids)), [i for i, c in collections.Counter(ids).items() if c > 1]
+    assert lab.exec(lab.live_nodes()[0], ["crm_verify", "-L"], check=False).returncode == 0
+    services, eps = catalog(lab, token)
+    assert services == 1
+    assert len(eps) == len(set(eps)), eps  # no duplicate endpoint
+    if corrected:
+        assert {c.get("id") for c in cons} == CONSTRAINTS
+        assert meta(root, RESOURCE, "migration-threshold") == "3"
+        assert eps == [("admin", f"http://{lab.vip_internal}:9292", "RegionOne"),
+                       ("internal", f"http://{lab.vip_internal}:9292", "RegionOne"),
+                       ("public", f"http://{lab.vip_public}:9292", "RegionOne")]
+
+
+def audit(lab, ledger, token, tag):
+    """After every fault test, once the cluster has settled: glance-api runs once, both VIPs on its
+    node (the lab's mode: one active controller, VIPs colocated); exactly one set of the formula's
+    CIB objects and one image service with its three endpoints (assert_consistent); every image
+    uploaded so far downloads with its sha256; a fresh image round-trips through the public VIP."""
+    lab.wait_settled(180)
+    where = lab.locate(RESOURCE)
+    assert len(where) == 1, f"audit after {tag}: {RESOURCE} runs on {where}"
+    assert sorted(lab.vip_holders(lab.vip_internal) + lab.vip_holders(lab.vip_public)) == where * 2, \
+        f"audit after {tag}: VIPs not with {RESOURCE} on {where}"
+    assert_consistent(lab, token)
+    ledger.add(f"audit-{tag}")
+    assert ledger.verify() == [], f"audit after {tag}: images lost"

@@ -7,38 +7,21 @@ clean, the catalog holds one image service with exactly three endpoints, the dri
 a further apply changes nothing, and no image was lost.
 """
 
-import collections
+import datetime
 import threading
 import time
-import xml.etree.ElementTree as ET
 
-from test.ha.conftest import RESOURCE, wait_for
+from test.ha.conftest import (
+    PUB_COLOCATION,
+    RESOURCE,
+    assert_consistent,
+    catalog,
+    cib,
+    meta,
+    wait_for,
+)
 
-INT_VIP, PUB_VIP = "p_ip_glance-api", "p_ip_glance-api-public"
-PUB_COLOCATION = f"col_{PUB_VIP}_with_{INT_VIP}"
-CONSTRAINTS = {f"col_{RESOURCE}_with_{INT_VIP}", f"ord_{INT_VIP}_before_{RESOURCE}", PUB_COLOCATION,
-               f"ord_{PUB_VIP}_before_{RESOURCE}"}
-
-
-def cib(lab, n=None):
-    return ET.fromstring(lab.exec(n or lab.live_nodes()[0], ["cibadmin", "--query"]).stdout)
-
-
-def meta(root, rsc, name):
-    prim = root.find(f".//primitive[@id='{rsc}']")
-    return next((nv.get("value") for nv in prim.iterfind("./meta_attributes/nvpair")
-                 if nv.get("name") == name), None)
-
-
-def catalog(lab, token):
-    """[(interface, url, region)] of the image service(s), and the number of image services."""
-    r = lab.client_call("request", url=f"{lab.auth_url}/services?type=image", token=token)
-    services = r["body"]["services"]
-    eps = []
-    for s in services:
-        r = lab.client_call("request", url=f"{lab.auth_url}/endpoints?service_id={s['id']}", token=token)
-        eps += [(e["interface"], e["url"], e["region_id"]) for e in r["body"]["endpoints"]]
-    return len(services), sorted(eps)
+CLUSTER, ENDPOINTS, SERVICE = "glance_ha-cluster", "glance_ha-keystone-endpoints", "glance_ha-keystone-service"
 
 
 def drift(lab, token):
@@ -58,29 +41,35 @@ def drift(lab, token):
     assert len(catalog(lab, token)[1]) == 2
 
 
-def assert_consistent(lab, token, corrected=True):
-    root = cib(lab)
-    prims = [p for p in root.iterfind(".//resources//primitive") if p.get("class") != "stonith"]
-    assert sorted(p.get("id") for p in prims) == sorted([RESOURCE, INT_VIP, PUB_VIP])
-    vips = collections.Counter(nv.get("value") for p in prims if p.get("type") == "IPaddr2"
-                               for nv in p.iterfind("./instance_attributes/nvpair") if nv.get("name") == "ip")
-    assert vips == {lab.vip_internal: 1, lab.vip_public: 1}
-    cons = root.find(".//constraints")
-    content = collections.Counter(
-        (c.tag, tuple(sorted((k, v) for k, v in c.attrib.items() if k not in ("id", "score")))) for c in cons)
-    assert max(content.values()) == 1, content
-    ids = [e.get("id") for e in root.find("configuration").iter() if e.get("id")]
-    assert len(ids) == len(set(ids)), [i for i, c in collections.Counter(ids).items() if c > 1]
-    assert lab.exec(lab.live_nodes()[0], ["crm_verify", "-L"], check=False).returncode == 0
-    services, eps = catalog(lab, token)
-    assert services == 1
-    assert len(eps) == len(set(eps)), eps  # no duplicate endpoint
-    if corrected:
-        assert {c.get("id") for c in cons} == CONSTRAINTS
-        assert meta(root, RESOURCE, "migration-threshold") == "3"
-        assert eps == [("admin", f"http://{lab.vip_internal}:9292", "RegionOne"),
-                       ("internal", f"http://{lab.vip_internal}:9292", "RegionOne"),
-                       ("public", f"http://{lab.vip_public}:9292", "RegionOne")]
+def by_id(ret):
+    """{state id: state return} of one minion's state.apply return."""
+    return {s.get("__id__"): s for s in ret.values()} if isinstance(ret, dict) else {}
+
+
+def span(ret):
+    """(first state's start, last state's end) of one minion's run, as datetimes (same clock for the
+    runs of one minion: its own)."""
+    times = []
+    for s in ret.values():
+        if "start_time" not in s:      # a state skipped for a failed requisite never started
+            continue
+        start = datetime.datetime.strptime(s["start_time"], "%H:%M:%S.%f")
+        times.append((start, start + datetime.timedelta(milliseconds=float(s["duration"]))))
+    return min(t[0] for t in times), max(t[1] for t in times)
+
+
+def make_active_the_dc(lab, baseline):
+    """Put glance-api on the DC (the writer) if it runs elsewhere: a move, then the move's constraint
+    cleared (stickiness keeps it there). Returns the DC's number."""
+    dc = baseline.dc
+    if baseline.active != dc:
+        first = lab.live_nodes()[0]
+        lab.exec(first, ["crm_resource", "--move", "-r", RESOURCE, "--node", dc])
+        wait_for(f"{RESOURCE} on the DC {dc}", lambda: lab.locate(RESOURCE) == [dc], 120)
+        lab.exec(first, ["crm_resource", "--clear", "-r", RESOURCE])
+        lab.wait_settled(180)
+    assert lab.locate(RESOURCE) == [dc] and lab.cluster_status()["dc"] == dc
+    return lab.node_number(dc)
 
 
 def summary(data):
@@ -129,19 +118,21 @@ def settle_everything(lab, token):
 
 
 def test_highstate_during_failover(lab, baseline, ledger, token):
-    ledger.add("before-highstate-failover")
+    """The writer crashes mid-run: glance-api is first put on the DC (the writer), so the node that
+    dies is both the active controller and the writer, by construction."""
+    n = make_active_the_dc(lab, baseline)
+    node = lab.node_name(n)
     drift(lab, token)
-    node, n = baseline.active, baseline.n
     runs = started_runs(lab, n)
     out = {}
     job = threading.Thread(target=lambda: out.update(ret=apply_all(lab, timeout=20)), daemon=True)
     job.start()
     wait_for("state.apply to start on the active controller", lambda: started_runs(lab, n) > runs, 60, 0.05)
-    lab.crash(n)  # the active controller (the writer too when it was the DC) dies mid-run
+    lab.crash(n)  # the active controller, which is the DC and so the writer, dies mid-run
     job.join(400)
     assert not job.is_alive()
     rc, data = out["ret"]
-    print(f"crashed {node} (DC: {baseline.dc}) during the run; failures: {summary(data)}")
+    print(f"crashed {node} (the DC) during the run; failures: {summary(data)}")
     wait_for(f"{RESOURCE} elsewhere",
              lambda: [x for x in lab.cluster_status()["resources"].get(RESOURCE, []) if x != node], 120)
     lab.wait_settled(180)
@@ -164,7 +155,13 @@ def test_highstate_during_failover(lab, baseline, ledger, token):
 
 
 def test_two_highstates_at_once(lab, baseline, ledger, token):
+    """Two state.apply runs at once on every controller (concurrent=True). Proven: on the writer (the DC)
+    the two runs' state timestamps overlap; only the DC's crm and Keystone states act (the others say
+    "not the writer" and change nothing) and the CIB's update-origin is the DC; exactly one of the two
+    runs corrects the CIB drift and one the catalog drift (the other fails on the CIB's version, or
+    finds nothing left to do); afterwards one set of objects, and a further apply changes nothing."""
     drift(lab, token)
+    dc = baseline.dc
     out = {}
 
     def run(key):
@@ -179,18 +176,28 @@ def test_two_highstates_at_once(lab, baseline, ledger, token):
     assert not any(j.is_alive() for j in jobs)
     fails = {k: summary(v[1]) for k, v in out.items()}
     print(f"two concurrent applies in {time.monotonic() - t0:.1f} s; failures: {fails}")
-    lab.wait_settled(180)
-    # The optimistic CIB write (the patch carries the CIB version it was computed from) lets one writer
-    # win; the drift is corrected and nothing is duplicated, whichever run lost.
-    assert_consistent(lab, token)
-    # A run that lost failed cleanly: its commit said so, and only what requires the commit failed too.
+    runs = {k: {m: by_id(r) for m, r in v[1].items()} for k, v in out.items()}
+    # the overlap, from both runs' own timestamps on the writer
+    (a0, a1), (b0, b1) = span(out["a"][1][dc]), span(out["b"][1][dc])
+    assert a0 < b1 and b0 < a1, f"the runs did not overlap on {dc}: a {a0}-{a1}, b {b0}-{b1}"
+    # only the DC writes
+    for k, minions in runs.items():
+        for minion, states in minions.items():
+            for sid in (CLUSTER, ENDPOINTS, SERVICE):
+                if minion != dc:
+                    assert states[sid]["result"] is True and not states[sid]["changes"], (k, minion, sid)
+                    assert "not the writer" in states[sid]["comment"].lower(), (k, minion, states[sid]["comment"])
+    assert cib(lab).get("update-origin") == dc
+    # one winner per drift; a loser failed cleanly: its commit said so, and only what requires it failed
+    for sid in (CLUSTER, ENDPOINTS):
+        fixed = [k for k in runs if runs[k][dc][sid]["changes"]]
+        assert len(fixed) == 1, (sid, {k: runs[k][dc][sid]["comment"] for k in runs})
     for k, minions in fails.items():
-        for minion, errs in minions.items():
-            if errs:
-                assert any("changed since this run read it" in e for e in errs), (k, minion, errs)
-                assert all("changed since this run read it" in e or "requisite failed" in e for e in errs), \
-                    (k, minion, errs)
+        errs = minions[dc]
+        assert all("changed since this run read it" in e or "requisite failed" in e for e in errs), (k, errs)
+        assert all(v == [] for m, v in minions.items() if m != dc), (k, minions)
+    lab.wait_settled(180)
+    assert_consistent(lab, token)
     rc, data = apply_all(lab)
     assert changed(data) == {lab.node_name(i): [] for i in lab.node_range}
     assert rc == 0
-    assert ledger.verify() == []

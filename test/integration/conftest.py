@@ -1,5 +1,8 @@
 """A real salt-master and salt-minion (pytest-salt-factories), once per session, inside the sandbox."""
 
+import os
+import subprocess
+
 import pytest
 import yaml
 
@@ -37,9 +40,34 @@ def salt_master(salt_factories, state_tree, pillar_dir):
         yield factory
 
 
+SEED = ('<cluster_property_set id="cib-bootstrap-options">'
+        '<nvpair id="cib-bootstrap-options-stonith-enabled" name="stonith-enabled" value="false"/>'
+        '</cluster_property_set>')
+# Every crm_verify the minion runs lingers 0.3 s under its own name: a `ps` sampler then provably sees
+# the run's cluster step (the command line is crm_verify's own, unchanged).
+CRM_VERIFY_SHIM = "#!/bin/sh\nsleep 0.3\nexec /usr/sbin/crm_verify \"$@\"\n"
+
+
 @pytest.fixture(scope="session")
-def salt_minion(salt_master):
+def cib_file(tmp_path_factory):
+    """The minion's cluster: a CIB file (``CIB_file`` in its environment, so the crm module reads and
+    writes it with the real Pacemaker tools and this minion is the writer), fencing off."""
+    path = tmp_path_factory.mktemp("cib") / "cib.xml"
+    path.write_text(subprocess.run(["cibadmin", "--empty"], capture_output=True, text=True, check=True).stdout)
+    path.chmod(0o600)
+    subprocess.run(["cibadmin", "--create", "--scope", "crm_config", "--xml-text", SEED], check=True,
+                   env=dict(os.environ, CIB_file=str(path)), capture_output=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def salt_minion(salt_master, cib_file, tmp_path_factory):
+    shim = tmp_path_factory.mktemp("shim")
+    (shim / "crm_verify").write_text(CRM_VERIFY_SHIM)
+    (shim / "crm_verify").chmod(0o755)
+    environ = dict(os.environ, CIB_file=str(cib_file), PATH=f"{shim}:{os.environ.get('PATH', '')}")
     factory = salt_master.salt_minion_daemon("glance-ha-minion", overrides={"log_level_logfile": "debug"})
+    factory.environ = environ   # the factories manager passes its own environ: this minion's replaces it
     with factory.started(start_timeout=120):
         ret = factory.salt_call_cli(timeout=120).run("saltutil.sync_all")
         assert ret.returncode == 0, ret

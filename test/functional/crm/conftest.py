@@ -31,21 +31,21 @@ def pacemaker_tools():
 
 @pytest.fixture(scope="session")
 def glance_agent(formula_root, pacemaker_tools):
-    """ocf:openstack:glance-api installed in the sandbox: the project's agent, else the stand-in."""
+    """ocf:openstack:glance-api installed in the sandbox: the project's agent, byte for byte, with its
+    meta-data readable through crm_resource (parameters are validated against it). There is no
+    fallback: a stand-in here would let the tests pass against an agent the formula never ships."""
     if os.environ.get("GLANCE_HA_SANDBOX") != "1":
         pytest.skip("run inside scripts/sandbox: the agent goes into a copy-on-write /usr/lib/ocf")
     OCF_DIR.mkdir(parents=True, exist_ok=True)
     dest = OCF_DIR / "glance-api"
     real = formula_root / "glance_ha" / "files" / "glance-api"
-    if real.exists():
-        shutil.copyfile(real, dest)
-        dest.chmod(0o755)
-        meta = run("crm_resource", "--show-metadata", "ocf:openstack:glance-api", check=False)
-        if meta.returncode == 0 and 'name="config"' in meta.stdout and 'name="credentials_file"' in meta.stdout:
-            return "real"
-    shutil.copyfile(HERE / "standin-glance-api", dest)
+    shutil.copyfile(real, dest)
     dest.chmod(0o755)
-    return "standin"
+    meta = run("crm_resource", "--show-metadata", "ocf:openstack:glance-api", check=False)
+    assert meta.returncode == 0 and 'name="config"' in meta.stdout and 'name="credentials_file"' in meta.stdout, \
+        f"the project's agent gives no meta-data through crm_resource: {meta.stderr[-500:]}"
+    assert dest.read_bytes() == real.read_bytes()
+    return "real"
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """The crm states on real CIB files (CIB_file), through the Salt loader: whole state runs
 (``state.high``), real cibadmin / crm_verify / crm_diff / crm_resource, crmsh for hand edits."""
 
-import logging
 import os
 import shutil
 import xml.etree.ElementTree as ET
@@ -214,8 +213,11 @@ p_vip:
     assert cib.xml() == before
 
 
-def test_secrets_never_appear_in_returns_logs_or_errors(modules, cib, caplog, minion_opts):
-    caplog.set_level(logging.DEBUG)
+def test_secrets_never_appear_in_returns_logs_or_errors(modules, cib, minion_log):
+    """The returns, comments, errors and the minion's DEBUG log (which shows every crm tool run) hold no
+    secret while the CIB does. Shown failing: crm.py's commit as ``cibadmin --patch --xml-text <patch>``
+    (the patch on the command line, which crm._run logs at DEBUG) instead of ``--xml-pipe``: fails with
+    ``assert 'Zq9-hunter2-S3cr3t' not in '2026-... DEBUG crm: running cibadmin --patch --xml-text ...'``."""
     sls = f"""
 p_api:
   crm.primitive_present:
@@ -245,17 +247,10 @@ p_api:
         outputs.append(res)
     text = repr([{s: (r.result, r.changes, r.comment) for s, r in o.items()} for o in outputs])
     assert "typo-pw" not in text
+    log = minion_log.text("crm: running cibadmin")
     for secret in (SECRET, SECRET2, SECRET3):
         assert secret not in text
-        assert secret not in caplog.text
-        log_file = minion_opts.get("log_file")
-        if log_file:
-            try:
-                with open(log_file, encoding="utf-8", errors="replace") as handle:
-                    assert secret not in handle.read()
-            except FileNotFoundError:
-                pass
-    assert "p_api" in caplog.text  # the log was captured at all
+        assert secret not in log
 
 
 def shim_crm_verify(tmp_path, monkeypatch, command):
@@ -421,3 +416,65 @@ def test_operator_views_mask_secret_parameters(modules, cib):
                                   "state": "********"}
     assert views[3]["result"] is None and views[3]["changes"]["p_tok"]["params"]["api_token"] == {
         "old": "********", "new": None}
+
+
+STONITH_ON = """
+cluster:
+  crm.property_present:
+    - properties: {stonith-enabled: 'true'}
+"""
+
+
+def test_crm_verify_rejects_a_change_nothing_written(modules, cib):
+    """A declaration the formula's own checks accept but Pacemaker's do not (fencing on, no fencing
+    device: crm_verify's "Resource start-up disabled since no STONITH resources have been defined"): the
+    run fails naming crm_verify, in test mode too, and the CIB is untouched (same epoch, same XML).
+    Shown failing: with crm.py's ``if not check["valid"]`` branch skipped, the test=True run fails with
+    ``assert None is False`` ("Would write 1 object(s) ... (crm_verify: valid)")."""
+    before = cib.xml()
+    for test in (True, False):
+        res = apply_sls(modules, STONITH_ON, test=test)["cluster"]
+        assert res.result is False, res.comment
+        assert "crm_verify rejects the staged CIB (crm_config:cib-bootstrap-options)" in res.comment, res.comment
+        assert "STONITH" in res.comment, res.comment
+    assert cib.xml() == before
+    assert cib.verify().returncode == 0
+
+
+def test_already_invalid_cib_is_reported_as_such(modules, cib):
+    """A CIB crm_verify already rejects before the run (fencing on with no device, set by hand with
+    cibadmin): a valid declaration is not written and the comment says the configuration was invalid
+    before this run, not that the declaration is wrong."""
+    run("crm_attribute", "--type", "crm_config", "--name", "stonith-enabled", "--update", "true")
+    assert cib.verify().returncode != 0
+    before = cib.xml()
+    res = apply_sls(modules, BASE)["cib"]
+    assert res.result is False
+    assert "already invalid before this run" in res.comment, res.comment
+    assert cib.xml() == before
+
+
+def test_one_cib_read_per_run(modules, cib, minion_log):
+    """A whole crm.configured run (the formula's five objects, first on an empty CIB, then a drift
+    repair, then a run with nothing to do) reads the CIB once (``cibadmin --query``) and, when it
+    writes, writes once (``cibadmin --patch``): counted from crm._run's DEBUG lines of each run.
+    Shown failing: a second ``_query()`` in crm.py's commit before the write fails with
+    ``assert (2, 1) == (1, 1)``."""
+    def runs(sls, test=False):
+        start = len(log_lines())
+        res = apply_sls(modules, sls, test=test)
+        assert not failed(res), failed(res)
+        mine = log_lines()[start:]
+        return (sum("crm: running cibadmin --query" in line and "--xpath" not in line for line in mine),
+                sum("crm: running cibadmin --patch" in line for line in mine))
+
+    def log_lines():
+        return minion_log.path.read_text().splitlines()
+
+    assert runs(BASE) == (1, 1)
+    run("crm_resource", "--resource", "p_api", "--meta", "--set-parameter", "migration-threshold",
+        "--parameter-value", "7")
+    assert runs(BASE, test=True) == (1, 0)
+    assert runs(BASE) == (1, 1)
+    assert runs(BASE) == (1, 0)
+    minion_log.text("crm: running cibadmin --query")

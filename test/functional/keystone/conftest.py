@@ -10,7 +10,7 @@ from saltfactories.utils.functional import Loaders
 
 from lab.httpcount import CountingProxy
 from test.conftest import deep_merge
-from test.functional.conftest import minion_config
+from test.functional.conftest import debug_log, minion_config
 
 PUBLIC = "http://203.0.113.11:9292"
 INTERNAL = "http://10.0.0.11:9292"
@@ -138,3 +138,10 @@ def clean_image(catalog, kc_proxy):
     kc_proxy.reset()
     yield catalog
     catalog.delete_service_type("image")
+
+
+@pytest.fixture
+def kc_minion_log(kc_minion_root):
+    """kc-minion's log file (root/minion.log) at DEBUG for this test: a DebugLog."""
+    with debug_log(kc_minion_root / "minion.log") as log:
+        yield log

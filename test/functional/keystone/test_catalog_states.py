@@ -215,6 +215,8 @@ def _closed_port():
 
 
 def test_keystone_down_clear_error_within_bound(kc_states, kc_auth):
+    """Keystone refusing connections (a closed port): 3 attempts with their 0.5 s and 1 s pauses, so
+    a clear error after ~1.5 s, not the 20 s a hung Keystone may take (test_hung_keystone_gives_up_within_bound)."""
     url = f"http://127.0.0.1:{_closed_port()}/v3"
     start = time.monotonic()
     ret = kc_states.keystone_catalog.endpoints_present(name="glance", service_type="image", region="RegionOne",
@@ -222,7 +224,7 @@ def test_keystone_down_clear_error_within_bound(kc_states, kc_auth):
     elapsed = time.monotonic() - start
     assert ret.result is False and ret.changes == {}
     assert f"Keystone at {url} is unreachable" in ret.comment and "3 attempt(s)" in ret.comment
-    assert elapsed < 20        # the stated bound (module docstring): 3 attempts, 20 s in total
+    assert 1.4 < elapsed < 5   # both pauses were taken, and a refusal is not waited on
 
 
 @pytest.fixture
@@ -256,7 +258,9 @@ def test_hung_keystone_gives_up_within_bound(kc_modules, kc_auth, silent_server)
         kc_modules.keystone_catalog.service_list(**dict(kc_auth, auth_url=silent_server))
     elapsed = time.monotonic() - start
     assert f"Keystone at {silent_server} is unreachable" in str(info.value)
-    assert elapsed < 21        # the stated bound: 20 s in total (module docstring), plus scheduling slack
+    # the stated bound: 20 s in total (module docstring), plus scheduling slack; at least one 10 s
+    # read timeout really ran (the server accepted and never answered)
+    assert 10 < elapsed < 21
 
 
 def _salt_log(caplog):
@@ -265,7 +269,10 @@ def _salt_log(caplog):
     return "\n".join(f"{r.name} {r.getMessage()}" for r in caplog.records if not r.name.startswith("saltfactories"))
 
 
-def test_bad_password_clear_401_never_echoed(kc_states, kc_modules, kc_auth, caplog, kc_minion_root):
+def test_bad_password_clear_401_never_echoed(kc_states, kc_modules, kc_auth, caplog, kc_minion_log):
+    """A wrong admin password: a clear 401 comment, and the password in no return, error or DEBUG log line.
+    Shown failing: a ``log.debug("keystone_catalog: %s %s", resp.request.path_url, resp.request.body)``
+    in keystone_catalog._Conn._count fails with ``assert 'Wr0ng-Pa55-xxxxxxxx' not in '2026-... DEBUG ...'``."""
     wrong = "Wr0ng-Pa55-" + "x" * 8
     caplog.set_level(logging.DEBUG)
     ret = kc_states.keystone_catalog.service_present(name="glance", service_type="image",
@@ -273,12 +280,15 @@ def test_bad_password_clear_401_never_echoed(kc_states, kc_modules, kc_auth, cap
     assert ret.result is False and "401" in ret.comment and "rejected the credentials" in ret.comment
     with pytest.raises(Exception) as info:
         kc_modules.keystone_catalog.service_list(**dict(kc_auth, password=wrong))
-    for text in (ret.comment, json.dumps(ret.raw, default=str), str(info.value), _salt_log(caplog),
-                 (kc_minion_root / "minion.log").read_text() if (kc_minion_root / "minion.log").exists() else ""):
+    for text in (kc_minion_log.text("Making authentication request to"), ret.comment,
+                 json.dumps(ret.raw, default=str), str(info.value), _salt_log(caplog)):
         assert wrong not in text
 
 
-def test_password_never_in_returns_logs_or_rendered_sls(kc_modules, clean_image, keystone, caplog, kc_minion_root):
+def test_password_never_in_returns_logs_or_rendered_sls(kc_modules, clean_image, keystone, caplog, kc_minion_log):
+    """The admin password is in no return, rendered SLS (show_sls, show_low_sls) or DEBUG log line of an
+    apply and a test=True run. Shown failing: the same ``log.debug`` of every request body in
+    keystone_catalog._Conn._count fails with ``assert '<admin password>' not in '2026-... DEBUG ...'``."""
     caplog.set_level(logging.DEBUG)           # keystoneauth logs request/response bodies at DEBUG
     secret = keystone.admin_password
     runs = [apply(kc_modules), apply(kc_modules, {"glance_ha": {"endpoints": {"public": "http://p3:9292"}}},
@@ -288,10 +298,7 @@ def test_password_never_in_returns_logs_or_rendered_sls(kc_modules, clean_image,
     assert "keystone_catalog" in json.dumps(shown, default=str)
     texts = [json.dumps(r.raw, default=str) for r in runs] + [json.dumps(shown, default=str),
                                                               json.dumps(low, default=str), _salt_log(caplog)]
-    log_file = kc_minion_root / "minion.log"
-    if log_file.exists():
-        texts.append(log_file.read_text())
-    assert any("auth/tokens" in t or "keystone_catalog" in t for t in texts)   # logs were captured
+    texts.insert(0, kc_minion_log.text("Making authentication request to"))
     for text in texts:
         assert secret not in text
 

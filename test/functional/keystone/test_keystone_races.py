@@ -1,0 +1,127 @@
+"""Keystone writes under stress, on the session's real Keystone behind counting proxies of their own:
+a write whose answer never comes in time is not sent again, and two writers at once (two salt-call
+processes of the endpoints SLS, their reads held until both have read) leave one image service with
+three endpoints."""
+
+import json
+import os
+import subprocess
+import threading
+import time
+
+import pytest
+
+from lab.httpcount import CountingProxy, _Handler
+from test.functional.conftest import minion_config
+from test.functional.keystone.test_catalog_states import image_endpoints
+
+SALT_CALL = os.path.join(os.path.dirname(os.path.abspath(__import__("sys").executable)), "salt-call")
+
+
+class _Held(_Handler):
+    """The proxy's handler with two hooks: ``hold_answer(method, path)`` seconds to wait before
+    answering (after Keystone has handled the request), ``before_forward(method, path)``."""
+
+    def _forward(self):
+        self.server.hooks["before"](self.command, self.path)
+        super()._forward()
+
+    def send_response(self, code, message=None):
+        delay = self.server.hooks["hold"](self.command, self.path)
+        if delay:
+            time.sleep(delay)
+        super().send_response(code, message)
+
+
+def proxy(keystone, hold=lambda m, p: 0, before=lambda m, p: None):
+    p = CountingProxy(keystone.url)
+    p.server.RequestHandlerClass = _Held
+    p.server.hooks = {"hold": hold, "before": before}
+    return p
+
+
+def is_services_post(method, path):
+    return method == "POST" and path.split("?")[0].rstrip("/") == "/v3/services"
+
+
+def test_write_not_repeated_after_a_read_timeout(kc_states, kc_auth, keystone, clean_image):
+    """POST /v3/services reaches Keystone (the service is created) but its answer is held past the
+    10 s read timeout: the state fails saying the request may have reached Keystone and was not
+    repeated; Keystone saw exactly one POST (the proxy's count) and holds one image service, which the
+    next run adopts without a write."""
+    with proxy(keystone, hold=lambda m, p: 12 if is_services_post(m, p) else 0) as slow:
+        auth = dict(kc_auth, auth_url=slow.url + "/v3")
+        start = time.monotonic()
+        ret = kc_states.keystone_catalog.service_present(name="glance", service_type="image",
+                                                          description="OpenStack Image", **auth)
+        elapsed = time.monotonic() - start
+        posts = [r for r in slow.requests if is_services_post(r[0], r[1])]
+    assert ret.result is False, ret.comment
+    assert "may have reached Keystone" in ret.comment and "not repeated" in ret.comment, ret.comment
+    assert len(posts) == 1, slow.requests
+    assert elapsed < 21
+    [svc] = clean_image.services("image")
+    with proxy(keystone) as calm:
+        again = kc_states.keystone_catalog.service_present(name="glance", service_type="image",
+                                                            description="OpenStack Image",
+                                                            **dict(kc_auth, auth_url=calm.url + "/v3"))
+        assert calm.counts()["write"] == 0, calm.requests
+    assert again.result is True and again.changes == {}, again.comment
+    assert [s["id"] for s in clean_image.services("image")] == [svc["id"]]
+
+
+@pytest.fixture
+def two_roots(kc_minion_root, tmp_path, formula_root, state_tree):
+    """kc-minion's root and a copy of it (same id and pillar, own cache and locks): two writers."""
+    other = tmp_path / "writer-b"
+    (other / "pillar").mkdir(parents=True)
+    for name in ("top.sls", "glance_ha.sls"):
+        (other / "pillar" / name).write_bytes((kc_minion_root / "pillar" / name).read_bytes())
+    minion_config(other, "kc-minion", state_tree, formula_root)
+    return [kc_minion_root, other]
+
+
+def test_two_writers_at_once_one_service_three_endpoints(two_roots, keystone, clean_image):
+    """Two salt-call processes (two minion roots of the same id: no shared cache or lock) apply
+    glance_ha.endpoints at the same moment, both the writer. The proxy holds every read of the image service until both
+    runs have sent theirs, so both decide on the same empty catalog (the request log proves it: two
+    GET /v3/services before the first write). Afterwards Keystone holds one image service with exactly
+    one endpoint per interface, and a third run changes nothing."""
+    gate, lock, seen = threading.Event(), threading.Lock(), []
+
+    def before(method, path):
+        if method == "GET" and path.split("?")[0] == "/v3/services":
+            with lock:
+                seen.append(time.monotonic())
+                if len(seen) >= 2:
+                    gate.set()
+            gate.wait(90)
+
+    with proxy(keystone, before=before) as both:
+        override = json.dumps({"glance_ha": {"keystone": {"auth_url": both.url + "/v3"}}})
+        procs = [subprocess.Popen([SALT_CALL, "--local", "-c", str(root), "--out=json", "state.sls",
+                                   "glance_ha.endpoints", f"pillar={override}"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for root in two_roots]
+        outs = [p.communicate(timeout=240) for p in procs]
+        log = [(m, p.split("?")[0], s) for m, p, s in both.requests if not p.endswith("/auth/tokens")]
+    assert gate.is_set(), f"the two runs never read at the same time: {log}"
+    first_write = next(i for i, (m, _p, _s) in enumerate(log) if m != "GET")
+    assert [x[:2] for x in log[:first_write]].count(("GET", "/v3/services")) >= 2, log
+    rets = [json.loads(out)["local"] for out, _err in outs]
+    failures = [s["comment"] for r in rets for s in r.values() if s["result"] is not True]
+    eps, _svc = image_endpoints(clean_image)
+    assert sorted(eps) == ["admin", "internal", "public"], (eps, failures)
+    assert len(clean_image.services("image")) == 1
+    # a losing run may fail, but only saying why (no duplicate, no half-written catalog)
+    print("failures of the two runs:", failures)
+    with proxy(keystone) as calm:
+        override = json.dumps({"glance_ha": {"keystone": {"auth_url": calm.url + "/v3"}}})
+        third = subprocess.run([SALT_CALL, "--local", "-c", str(two_roots[0]), "--out=json", "state.sls",
+                                "glance_ha.endpoints", f"pillar={override}"], capture_output=True, text=True,
+                               timeout=240, check=False)
+        assert calm.counts()["write"] == 0, calm.requests
+    assert all(s["result"] is True and not s["changes"] for s in json.loads(third.stdout)["local"].values())
+
+
+pytestmark = pytest.mark.slow
