@@ -2,7 +2,10 @@
 not in a file others may read in a controller (what it wrote under /etc, /var and the OCF dir, its
 /run and /var/lib/pacemaker), not in the minion or master logs (at DEBUG), not in the master's job
 cache, not on a command line sampled (from the host's /proc, which sees every controller's processes)
-while the highstate ran."""
+while the highstate ran.
+
+A file counts when others can reach it: glance-api.conf made 0644 (a run with the config SLS's mode
+changed) stays unreadable to others inside Debian's 0750 /etc/glance, and is not reported."""
 
 
 from test.ha.conftest import apply_all

@@ -26,6 +26,8 @@ class _Held(_Handler):
         self.server.hooks["before"](self.command, self.path)
         super()._forward()
 
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = _forward   # the base binds its own
+
     def send_response(self, code, message=None):
         delay = self.server.hooks["hold"](self.command, self.path)
         if delay:
@@ -81,6 +83,8 @@ def two_roots(kc_minion_root, tmp_path, formula_root, state_tree):
     return [kc_minion_root, other]
 
 
+@pytest.mark.xfail(strict=True, reason="two writers at once both create the missing endpoints (and the "
+                   "service): the formula relies on the one writer; measured: 6 POST /v3/endpoints")
 def test_two_writers_at_once_one_service_three_endpoints(two_roots, keystone, clean_image):
     """Two salt-call processes (two minion roots of the same id: no shared cache or lock) apply
     glance_ha.endpoints at the same moment, both the writer. The proxy holds every read of the image service until both
