@@ -243,7 +243,8 @@ def health(status, name):
     ``{'state': str, 'ok': bool, 'final': bool, 'comment': str, 'fix': str or None}``.
 
     ``state`` is one of ``started`` (ok), ``cluster-maintenance`` (ok: the cluster manages nothing,
-    nothing was checked), ``no-quorum`` (ok: this node's partition cannot tell, nothing was checked), ``absent``, ``target-role-stopped``, ``unmanaged``, ``maintenance``,
+    nothing was checked), ``no-quorum`` (ok: this node's partition cannot tell, nothing was checked), ``no-status``
+    (ok: no node online, as in a CIB file without status: nothing was checked), ``absent``, ``target-role-stopped``, ``unmanaged``, ``maintenance``,
     ``failed-everywhere``, ``multiple``, ``blocked``, ``not-started``. ``final`` is False for what
     the cluster may still resolve by itself (a start in progress, a failover, a failure-timeout);
     an administrator's setting is final. ``fix`` is the command that resolves it.
@@ -263,6 +264,10 @@ def health(status, name):
     if not status["exists"]:
         return out("absent", False, False, f"resource {name} is not in the CIB",
                    "salt-call state.apply glance_ha.cluster on the writer (the DC)")
+    if not any(info["online"] for info in status["nodes"].values()):
+        return out("no-status", True, True,
+                   f"no node of the CIB is online (a CIB file without status, or a cluster that is not"
+                   f" running): where {name} runs was not checked")
     if (status["target_role"] or "").lower() == "stopped":
         return out("target-role-stopped", False, True,
                    f"{name} has target-role=Stopped (set on {status['meta_from']['target-role']}, by hand"

@@ -39,8 +39,11 @@ def highstate_top(salt_master):
 def on_this_host(pillar, keystone, cib_file):
     """The pillar with its cluster on (the minion's CIB file: it is the writer) and its Keystone the
     session's real one on loopback (admin, region and auth URL), so the highstate runs the crm and
-    Keystone states for real. The database schema stays off (glance_ha.db has its own tests)."""
+    Keystone states for real. The database schema stays off (glance_ha.db has its own tests), and
+    IPaddr2 finds the VIP's interface by route (vip:nic empty)."""
     return deep_merge(pillar, {"glance_ha": {
+        # vip:nic names an interface of the site's controllers, which this minion need not have
+        "vip": {"nic": ""},
         "cluster": {"manage": True, "writer": ""}, "endpoints": {"manage": True},
         "database": {"sync": False},
         "keystone": {"auth_url": keystone.auth_url, "region": keystone.region,
