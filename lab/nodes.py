@@ -51,6 +51,22 @@ class Nodes:
             (d / "hosts").write_text(self.hosts_file())
             shutil.copy(cib, d / "cib.xml")
             (d / "minion.conf").write_text(json.dumps(self._minion_conf(n), indent=1))
+            self._package_files(d)
+
+    @staticmethod
+    def _package_files(d: Path) -> None:
+        """The controller's glance-api files are what its package installed (/etc/glance, the init
+        script, the rc.d links: scripts/sandbox keeps them), not what earlier tests rendered into or
+        disabled in the sandbox's /etc: they go into the upper layer of the node's /etc overlay
+        (lab/node-init.sh), /etc/glance as an opaque directory."""
+        saved = Path(os.environ.get("GLANCE_HA_SANDBOX_DIR", "/nonexistent"), "glance-package-etc.tar")
+        if not saved.is_file():
+            return
+        upper = d / "cow/etc/upper"
+        upper.mkdir(parents=True, exist_ok=True)
+        run(["tar", "-C", str(upper), "--strip-components=1", "-xpf", str(saved)])
+        if (upper / "glance").is_dir():
+            os.setxattr(upper / "glance", "trusted.overlay.opaque", b"y")
 
     def _minion_conf(self, n: int) -> dict:
         return {"id": self.node_name(n), "master": self.svc_addr, "ipv6": False,
