@@ -51,20 +51,22 @@ class Nodes:
             (d / "hosts").write_text(self.hosts_file())
             shutil.copy(cib, d / "cib.xml")
             (d / "minion.conf").write_text(json.dumps(self._minion_conf(n), indent=1))
-            self._package_etc_glance(d)
+            self._package_files(d)
 
     @staticmethod
-    def _package_etc_glance(d: Path) -> None:
-        """The controller's /etc/glance is what the package installed (scripts/sandbox keeps a copy),
-        not what earlier tests rendered into the sandbox's /etc: an opaque directory in the upper
-        layer of the node's /etc overlay (lab/node-init.sh)."""
-        source = Path(os.environ.get("GLANCE_HA_SANDBOX_DIR", "/nonexistent"), "etc-glance.dist")
-        if not source.is_dir():
+    def _package_files(d: Path) -> None:
+        """The controller's glance-api files are what its package installed (/etc/glance, the init
+        script, the rc.d links: scripts/sandbox keeps them), not what earlier tests rendered into or
+        disabled in the sandbox's /etc: they go into the upper layer of the node's /etc overlay
+        (lab/node-init.sh), /etc/glance as an opaque directory."""
+        saved = Path(os.environ.get("GLANCE_HA_SANDBOX_DIR", "/nonexistent"), "glance-package-etc.tar")
+        if not saved.is_file():
             return
         upper = d / "cow/etc/upper"
         upper.mkdir(parents=True, exist_ok=True)
-        run(["cp", "-a", str(source), str(upper / "glance")])
-        os.setxattr(upper / "glance", "trusted.overlay.opaque", b"y")
+        run(["tar", "-C", str(upper), "--strip-components=1", "-xpf", str(saved)])
+        if (upper / "glance").is_dir():
+            os.setxattr(upper / "glance", "trusted.overlay.opaque", b"y")
 
     def _minion_conf(self, n: int) -> dict:
         return {"id": self.node_name(n), "master": self.svc_addr, "ipv6": False,
