@@ -52,6 +52,7 @@ FREE_FORM = {("config",), ("lookup",), ("cluster", "meta")}
 DB_DRIVERS = ("mysql+pymysql", "postgresql", "postgresql+psycopg2")
 NOTIFY_DRIVERS = ("messagingv2", "messaging", "noop", "log")
 MONITOR_LEVELS = ("process", "http", "api")
+CLUSTER_MODES = ("active-passive", "active-active")
 STORE_BACKENDS = tuple(conf.STORE_NAMES)
 # The seed's glance-api.conf options and what replaces them.
 LEGACY_OPTIONS = {
@@ -493,7 +494,9 @@ def _validate_cluster(cl, errors, rules):
             errors.append(f"glance_ha:cluster:{key}: must be true or false")
     if not isinstance(cl.get("writer"), str):
         errors.append("glance_ha:cluster:writer: must be a minion id or '' (the Pacemaker DC)")
-    ids = [("resource", cl.get("resource"))]
+    if cl.get("mode") not in CLUSTER_MODES:
+        errors.append(f"glance_ha:cluster:mode: {cl.get('mode')!r} is not one of {', '.join(CLUSTER_MODES)}")
+    ids = [("resource", cl.get("resource")), ("clone", cl.get("clone"))]
     ids += [(f"vip_resources:{k}", v) for k, v in (cl.get("vip_resources") or {}).items()]
     for key, value in ids:
         if not isinstance(value, str) or not rules["is_id"](value):
@@ -501,7 +504,7 @@ def _validate_cluster(cl, errors, rules):
     names = [v for _k, v in ids]
     if len(set(names)) != len(names):
         errors.append("glance_ha:cluster:vip_resources: resource ids must differ from each other and"
-                      " from glance_ha:cluster:resource")
+                      " from glance_ha:cluster:resource and glance_ha:cluster:clone")
     monitor = cl.get("monitor") or {}
     for key in ("interval", "timeout"):
         value = monitor.get(key)
@@ -635,8 +638,9 @@ def _derive_all(cfg):
     eps["public"] = eps.get("public") or base_public
     # The WSGI server's listen address (the agent's bind_host; glance 33 has no such option): the
     # internal VIP; with a second (public) VIP every address, so glance answers on both (only the
-    # active node holds the VIPs).
-    if vip["public"]:
+    # active node holds the VIPs). In active-active every node's instance listens on every address:
+    # a VIP comes to a node where glance is already running, and goes without restarting it.
+    if vip["public"] or cfg["cluster"].get("mode") == "active-active":
         cfg["api"]["bind_host"] = "::" if ":" in vip["internal"] + vip["public"] else "0.0.0.0"
     else:
         cfg["api"]["bind_host"] = vip["internal"]

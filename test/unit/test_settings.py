@@ -136,6 +136,10 @@ def test_endpoints_derive_from_vips(settings, example_pillar):
     ({"cluster": {"monitor": {"timeout": "0"}}}, "glance_ha:cluster:monitor:timeout", "positive"),
     ({"cluster": {"monitor_level": "deep"}}, "glance_ha:cluster:monitor_level", "process, http, api"),
     ({"cluster": {"resource": "p glance"}}, "glance_ha:cluster:resource", "Pacemaker id"),
+    ({"cluster": {"mode": "active-standby"}}, "glance_ha:cluster:mode", "active-passive, active-active"),
+    ({"cluster": {"mode": None}}, "glance_ha:cluster:mode", "active-passive, active-active"),
+    ({"cluster": {"clone": "cl glance"}}, "glance_ha:cluster:clone", "Pacemaker id"),
+    ({"cluster": {"clone": "p_glance-api"}}, "glance_ha:cluster:vip_resources", "must differ"),
     ({"cluster": {"vip_resources": {"internal": "p_glance-api"}}}, "glance_ha:cluster:vip_resources",
      "must differ"),
     ({"cluster": {"meta": {"failure-timeout": "soon"}}}, "glance_ha:cluster:meta:failure-timeout",
@@ -263,6 +267,16 @@ def test_lookup_must_be_a_mapping(settings, example_pillar):
 def test_mixed_family_vips_bind_everywhere(settings, example_pillar):
     pillar = deep_merge(example_pillar["glance_ha"], {"vip": {"public": "2001:db8::11/64"}})
     assert settings(pillar)["api"]["bind_host"] == "::"
+
+
+def test_active_active_binds_everywhere(settings, example_pillar):
+    """A VIP moves to a node where glance already runs: it cannot listen on the VIP alone."""
+    single = deep_merge(example_pillar["glance_ha"], {"vip": {"public": ""}})
+    assert settings(single)["api"]["bind_host"] == "10.0.0.11"
+    active = deep_merge(single, {"cluster": {"mode": "active-active"}})
+    assert settings(active)["api"]["bind_host"] == "0.0.0.0"
+    assert settings(active)["cluster"]["mode"] == "active-active"
+    assert settings(example_pillar["glance_ha"])["cluster"]["mode"] == "active-passive"
 
 
 def test_iso_intervals_and_odd_names(settings, example_pillar):
