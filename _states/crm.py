@@ -1,5 +1,5 @@
 """
-Reconcile Pacemaker objects: primitives, groups, colocation and order constraints, cluster
+Reconcile Pacemaker objects: primitives, groups, clones, colocation and order constraints, cluster
 properties / rsc_defaults / op_defaults, absent objects, and restarts where a resource is active.
 
 One state, one transaction
@@ -11,7 +11,7 @@ place (ids kept), validates the result with ``crm_verify`` and writes it as ONE 
 that Pacemaker refuses if someone else changed the configuration after the read. Its ``changes``
 hold the exact diff of each object, by id. No state looks at other states.
 
-The per-object states (``primitive_present``, ``group_present``, ``colocation_present``,
+The per-object states (``primitive_present``, ``group_present``, ``clone_present``, ``colocation_present``,
 ``order_present``, ``property_present``, ``absent``) are each their own one-object transaction.
 
 With ``test=True``: ``result: None``, the exact diff, ``crm_verify`` of the staged CIB, nothing
@@ -63,7 +63,7 @@ def configured(name, objects, writer="", secret_params=None, agent_sources=None,
     The objects of ``objects`` are in the CIB exactly as declared, reconciled as ONE transaction.
 
     objects
-        List of ``{<type>: <id>, <argument>: ...}``; type one of ``primitive``, ``group``,
+        List of ``{<type>: <id>, <argument>: ...}``; type one of ``primitive``, ``group``, ``clone``,
         ``colocation``, ``order``, ``property``, ``absent``; the arguments are those of the
         matching per-object state below (``property``'s id is only a label; ``absent`` has none).
     writer
@@ -146,6 +146,20 @@ def group_present(name, members, meta=None, description=None, writer=""):
             - members: [p_vip, p_web]
     """
     return _one("group", name, writer, members=members, meta=meta, description=description)
+
+
+def clone_present(name, rsc, meta=None, description=None, writer=""):
+    """
+    An anonymous clone of an existing primitive or group (moved into the clone, ids kept).
+
+    .. code-block:: yaml
+
+        cl_web:
+          crm.clone_present:
+            - rsc: p_web
+            - meta: {interleave: true}
+    """
+    return _one("clone", name, writer, rsc=rsc, meta=meta, description=description)
 
 
 def colocation_present(name, rsc=None, with_rsc=None, resources=None, score="INFINITY", rsc_role=None,

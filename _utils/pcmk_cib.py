@@ -44,6 +44,7 @@ CONFIG_ORDER = ("crm_config", "rsc_defaults", "op_defaults", "nodes", "resources
                 "fencing-topology", "tags", "acls", "alerts")
 RESOURCE_TAGS = frozenset(("primitive", "group", "clone", "master", "bundle", "template"))
 CONSTRAINT_TAGS = frozenset(("rsc_location", "rsc_colocation", "rsc_order", "rsc_ticket"))
+REFERENCE_TAGS = frozenset(("obj_ref", "resource_ref"))
 TYPE_OF_TAG = {"rsc_colocation": "colocation", "rsc_order": "order", "rsc_location": "location",
                "rsc_ticket": "ticket", "cluster_property_set": "property"}
 # Elements of sections that are parts of an object, not objects of their own (crm.show).
@@ -113,9 +114,10 @@ def parents(root):
 
 
 def find_by_id(root, obj_id):
-    """The element with ``id`` ``obj_id`` in ``<configuration>``, or None."""
+    """The element with ``id`` ``obj_id`` in ``<configuration>``, or None; references to an id
+    (``obj_ref`` of a tag, ``resource_ref`` of a set) are not the element."""
     for elem in config(root).iter():
-        if elem.get("id") == obj_id:
+        if elem.get("id") == obj_id and elem.tag not in REFERENCE_TAGS:
             return elem
     return None
 
@@ -322,8 +324,8 @@ def internal(elem):
         if utilization:
             out["utilization"] = utilization
         out["ops"] = {op["id"]: dict(_op_display(op), _key=op["key"]) for op in ops_of(elem)}
-    elif tag == "group":
-        out["members"] = [child.get("id") for child in elem if child.tag == "primitive"]
+    elif tag in ("group", "clone"):
+        out["members"] = [child.get("id") for child in elem if child.tag in RESOURCE_TAGS]
         out["meta"] = nv_read(elem, "meta_attributes")
         if elem.get("description") is not None:
             out["description"] = elem.get("description")

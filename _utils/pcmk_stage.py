@@ -11,7 +11,7 @@ agents' meta-data and the secret parameter names are handed in.
     txn.target_xml()            # the staged CIB: crm_verify it, crm_diff it against txn.read_xml
 
 Object types and their arguments are those of the ``crm.*_present`` states: primitive, group,
-colocation, order, property, absent. Pure: no Salt dunders, no subprocess.
+clone, colocation, order, property, absent. Pure: no Salt dunders, no subprocess.
 """
 
 import copy
@@ -34,8 +34,8 @@ values, secrets = cib.values, cib.secrets
 PcmkError = values.PcmkError
 
 # What an owner tag (:meth:`Transaction.own`) holds: the resources and constraints declared.
-OWNABLE = ("primitive", "group", "colocation", "order")
-TYPES = ("primitive", "group", "colocation", "order", "property", "property_absent", "absent")
+OWNABLE = ("primitive", "group", "clone", "colocation", "order")
+TYPES = ("primitive", "group", "clone", "colocation", "order", "property", "property_absent", "absent")
 PROPERTY_SECTIONS = {
     "cluster": ("crm_config", "cluster_property_set", "cib-bootstrap-options"),
     "crm_config": ("crm_config", "cluster_property_set", "cib-bootstrap-options"),
@@ -47,6 +47,7 @@ RESOURCE_ACTIONS = ("start", "stop", "promote", "demote")
 ARGUMENTS = {
     "primitive": {"agent", "params", "meta", "ops", "utilization", "description"},
     "group": {"members", "meta", "description"},
+    "clone": {"rsc", "meta", "description"},
     "colocation": {"rsc", "with_rsc", "resources", "score", "rsc_role", "with_rsc_role", "node_attribute",
                    "influence"},
     "order": {"first", "then", "resources", "kind", "symmetrical", "first_action", "then_action",
@@ -294,6 +295,11 @@ class Transaction:
                     problems.append(f"constraint {con_id} refers to resource {rid} {why}")
         if problems:
             raise PcmkError("; ".join(problems) + " (declare the resource, or declare the constraint absent)")
+        resources = cib.section(self.target, "resources")
+        for wrapper in resources.iter() if resources is not None else []:
+            if wrapper.tag in ("group", "clone") and not [c for c in wrapper if c.tag in cib.RESOURCE_TAGS]:
+                raise PcmkError(f"{wrapper.tag} {wrapper.get('id')} would be left without a resource"
+                                " (declare it absent)")
 
     def target_xml(self):
         """The staged CIB (str), ``num_updates`` one above the CIB that was read."""
@@ -394,12 +400,7 @@ def _stage_group(txn, name, spec):
         if parent is not None and parent.tag not in ("resources", "group"):
             raise PcmkError(f"group {name}: member {member!r} is inside a <{parent.tag}>")
 
-    def matches(group):
-        return ([c.get("id") for c in group if c.tag == "primitive"] == members
-                and cib.nv_equal(cib.nv_read(group, "meta_attributes"), meta, keep=cib.OPERATIONAL_META)
-                and (description is None or group.get("description") == str(description)))
-
-    if elem is not None and matches(elem):
+    if elem is not None and _wrapper_matches(elem, members, meta, description):
         return {"id": name, "changes": {}, "comment": f"group {name} is as declared"}
     before = cib.internal(elem) if elem is not None else None
     ids = cib.all_ids(target)
@@ -422,6 +423,53 @@ def _stage_group(txn, name, spec):
             raise PcmkError(f"group {name}: taking {', '.join(members)} would leave group"
                             f" {other.get('id')} empty")
     return {"id": name, "changes": _created_or_diff(before, elem), "comment": f"group {name} staged"}
+
+
+def _wrapper_matches(elem, children, meta, description):
+    """A group or clone holds exactly ``children`` (ids, in order) with these meta attributes."""
+    return ([c.get("id") for c in elem if c.tag in cib.RESOURCE_TAGS] == children
+            and cib.nv_equal(cib.nv_read(elem, "meta_attributes"), meta, keep=cib.OPERATIONAL_META)
+            and (description is None or elem.get("description") == str(description)))
+
+
+def _stage_clone(txn, name, spec):
+    """A clone of one existing primitive or group (moved into it, keeping every id); a resource it
+    held before goes back to the top level."""
+    check_id("clone", name)
+    rsc = spec.get("rsc")
+    if not isinstance(rsc, str) or not rsc:
+        raise PcmkError(f"clone {name}: rsc must name the primitive or group to clone")
+    meta = scalars("clone", name, "meta", spec.get("meta"))
+    description = spec.get("description")
+    target = txn.target
+    elem = _existing(txn, "clone", "clone", name)
+    child = cib.find_by_id(target, rsc)
+    if child is None:
+        raise PcmkError(f"clone {name}: {rsc!r} does not exist (declare it before the clone)")
+    if child.tag not in ("primitive", "group"):
+        raise PcmkError(f"clone {name}: {rsc!r} is a <{child.tag}>, not a primitive or group")
+    parent = cib.parents(target).get(child)
+    if parent is not None and parent.tag not in ("resources", "clone"):
+        raise PcmkError(f"clone {name}: {rsc!r} is inside {parent.tag} {parent.get('id')}")
+
+    if elem is not None and _wrapper_matches(elem, [rsc], meta, description):
+        return {"id": name, "changes": {}, "comment": f"clone {name} is as declared"}
+    before = cib.internal(elem) if elem is not None else None
+    ids = cib.all_ids(target)
+    resources = cib.section(target, "resources", create=True)
+    if elem is None:
+        elem = ET.Element("clone", {"id": name})
+        resources.insert(list(resources).index(child) if parent is resources else len(resources), elem)
+    if description is not None:
+        elem.set("description", str(description))
+    cib.nv_write(elem, "meta_attributes", meta, ids, name, keep=cib.OPERATIONAL_META)
+    for other in [c for c in elem if c.tag in cib.RESOURCE_TAGS and c is not child]:
+        elem.remove(other)
+        resources.append(other)
+    if parent is not elem:
+        parent.remove(child)
+        elem.append(child)
+    return {"id": name, "changes": _created_or_diff(before, elem), "comment": f"clone {name} staged"}
 
 
 def _stage_constraint(txn, tag, kind, name, wanted, allowed_extra=()):
@@ -592,7 +640,15 @@ def _stage_absent(txn, name, spec):
         raise PcmkError(f"absent {name}: {name!r} is a <{elem.tag}>; only resources and constraints"
                         " can be removed with crm.absent")
     before = cib.normalise(elem, txn.secret_names)
+    if parent.tag == "clone":
+        raise PcmkError(f"absent {name}: it is the resource of clone {parent.get('id')}; declare the"
+                        " clone absent instead")
     parent.remove(elem)
+    if elem.tag == "clone":
+        # A resource this transaction declares outlives the clone around it (active-active back to
+        # active-passive): it goes back to the top level, ids kept.
+        for child in [c for c in elem if c.get("id") in txn._declared]:
+            parent.append(child)
     if parent.tag == "group" and not parent.findall("primitive"):
         raise PcmkError(f"absent {name}: it is the last member of group {parent.get('id')}; declare"
                         " the group absent instead")
@@ -600,7 +656,8 @@ def _stage_absent(txn, name, spec):
             "comment": f"{elem.tag} {name} staged for removal"}
 
 
-_STAGERS = {"primitive": _stage_primitive, "group": _stage_group, "colocation": _stage_colocation,
+_STAGERS = {"primitive": _stage_primitive, "group": _stage_group, "clone": _stage_clone,
+            "colocation": _stage_colocation,
             "order": _stage_order, "property": _stage_property, "property_absent": _stage_property_absent,
             "absent": _stage_absent}
 

@@ -184,6 +184,52 @@ def test_group_moves_members_in_place():
         txn.stage("group", "g2", members=["nope"])
 
 
+def test_clone_wraps_a_primitive_in_place_and_its_removal_keeps_a_declared_one():
+    txn = stage.begin(HAND)
+    txn.stage("primitive", "p_other", agent="ocf:heartbeat:Dummy")
+    res = txn.stage("clone", "cl_other", rsc="p_other", meta={"interleave": True})
+    assert res["changes"] == {"old": None, "new": {"type": "clone", "id": "cl_other", "members": ["p_other"],
+                                                   "meta": {"interleave": "true"}}}
+    resources = cib.section(txn.target, "resources")
+    assert [c.get("id") for c in resources] == ["p_vip", "cl_other"]
+    assert [c.get("id") for c in cib.find_by_id(txn.target, "cl_other") if c.tag == "primitive"] == ["p_other"]
+    again = stage.begin(txn.target_xml())
+    assert again.stage("clone", "cl_other", rsc="p_other", meta={"interleave": "true"})["changes"] == {}
+    with pytest.raises(stage.PcmkError, match="it is the resource of clone cl_other; declare the clone absent"):
+        again.stage("absent", "p_other")
+    # the primitive is declared: it outlives its clone, back at the top level
+    back = stage.begin(txn.target_xml())
+    back.stage("primitive", "p_other", agent="ocf:heartbeat:Dummy")
+    assert back.stage("absent", "cl_other")["changes"]["new"] is None
+    assert cib.parents(back.target)[cib.find_by_id(back.target, "p_other")].tag == "resources"
+    back.check_references()
+    # not declared: it goes with the clone
+    gone = stage.begin(txn.target_xml())
+    gone.stage("absent", "cl_other")
+    assert cib.find_by_id(gone.target, "p_other") is None
+    for bad, words in [({"rsc": "nope"}, "'nope' does not exist"), ({"rsc": "col"}, "is a <rsc_colocation>"),
+                       ({}, "rsc must name")]:
+        with pytest.raises(stage.PcmkError, match=words):
+            stage.begin(HAND).stage("clone", "cl", **bad)
+
+
+def test_a_clone_left_empty_is_refused():
+    txn = stage.begin(HAND)
+    txn.stage("clone", "cl_a", rsc="p_other")
+    txn.stage("clone", "cl_b", rsc="p_other")  # takes it from cl_a
+    with pytest.raises(stage.PcmkError, match="clone cl_a would be left without a resource"):
+        txn.check_references()
+
+
+def test_a_tag_reference_is_not_the_object():
+    txn = stage.begin(HAND)
+    txn.stage("primitive", "p_vip", **VIP)
+    txn.own("formula")
+    txn = stage.begin(txn.target_xml())
+    txn.stage("absent", "p_vip")
+    assert txn.stage("absent", "p_vip")["changes"] == {}  # only the tag's obj_ref is left
+
+
 def test_constraints_and_references():
     txn = stage.begin(HAND)
     res = txn.stage("colocation", "col", rsc="p_other", with_rsc="p_vip", score=500)

@@ -6,6 +6,7 @@ with the formula's _modules/_states. The glance-api OCF agent is installed into 
 copy-on-write /usr/lib/ocf, because parameters are validated against the installed agent.
 """
 
+import copy
 import os
 import pathlib
 import shutil
@@ -58,3 +59,13 @@ def cib(tmp_path, monkeypatch, glance_agent):
     run("cibadmin", "--create", "--scope", "crm_config", "--xml-text", SEED)
     return Cib(path)
 
+
+
+@pytest.fixture
+def pillar(example_pillar):
+    """pillar.example with two test VIPs; no package installs or service stops: these tests are about
+    the Pacemaker objects."""
+    data = copy.deepcopy(example_pillar)
+    data["glance_ha"]["vip"].update({"internal": "198.51.100.10", "public": "198.51.100.11/25"})
+    data["glance_ha"]["lookup"] = {"pkgs": [], "service": ""}
+    return data

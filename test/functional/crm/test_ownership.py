@@ -13,14 +13,6 @@ TAG = "glance_ha"
 CLUSTER = "glance_ha-cluster"
 
 
-@pytest.fixture
-def pillar(example_pillar):
-    data = copy.deepcopy(example_pillar)
-    data["glance_ha"]["vip"].update({"internal": "198.51.100.10", "public": "198.51.100.11/25"})
-    data["glance_ha"]["lookup"] = {"pkgs": [], "service": ""}
-    return data
-
-
 def apply(modules, pillar, test=False):
     return {r.id: r for r in modules.state.sls("glance_ha.cluster", pillar=pillar, test=test)}
 
