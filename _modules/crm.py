@@ -344,11 +344,13 @@ def resource_status(name):
       ``failures`` ({node: [{'op', 'rc', 'status', 'reason'}]}), ``banned_on`` ({node: location
       constraint id}), ``probes`` ({node: OCF rc of its last recorded probe}), ``known_on`` (nodes
       with any history), ``excluded`` ({node: why it cannot run there now});
+    - ``clone``: id of the clone holding it, or None;
     - ``health``: ``{'state', 'ok', 'final', 'comment', 'fix'}``: whether it runs on exactly one
-      node (state ``started``; ``cluster-maintenance`` and ``no-quorum`` are ok too: nothing
+      node, or inside a clone on every online node where it can run (state ``started``; ``cluster-maintenance`` and ``no-quorum`` are ok too: nothing
       checked), or why not
       (``target-role-stopped``, ``unmanaged``, ``maintenance``, ``blocked``, ``failed-everywhere``,
-      ``multiple``, ``not-started``, ``absent``) and the command that fixes it.
+      ``multiple``, ``not-started``, ``absent``, ``partial``: a clone not yet started on every
+      node where it can run) and the command that fixes it.
 
     Raises CrmError if a tool fails. Works on ``CIB_file`` too.
 

@@ -353,7 +353,8 @@ def resource_probed(name, timeout=30, interval=1):
 
 def resource_running(name, timeout=120, interval=2):
     """
-    Resource ``name`` is started on exactly one node: a check that changes nothing, meant to be the
+    Resource ``name`` is started on exactly one node (inside a clone: on every online node where it
+    can run, at least one): a check that changes nothing, meant to be the
     last state of a highstate. It lets the cluster settle first (``crm_resource --wait``), then asks
     again every ``interval`` seconds while the cluster may still resolve it by itself (a start or a
     failover in progress), at most ``timeout`` seconds in all.

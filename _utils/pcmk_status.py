@@ -9,7 +9,8 @@ What Pacemaker says about one resource now, from two texts handed in:
   that ban it from a node (``crm_resource --ban``), and its probe history on each node.
 
 :func:`resource_status` merges both into one dict; :func:`health` says whether the resource runs
-on exactly one node and, if not, why and which command fixes it. Pure: no Salt dunders, no
+on exactly one node (a cloned one: on every node where it can run) and, if not, why and which
+command fixes it. Pure: no Salt dunders, no
 subprocess. Loaded by Salt as ``__utils__['pcmk_status.<function>']``.
 """
 
@@ -90,12 +91,24 @@ def _meta(root, name):
     return found
 
 
-def _bans(root, name):
-    """{node: location constraint id} of the -INFINITY location constraints of ``name`` on one node."""
+def _clone_of(root, name):
+    """The id of the clone that holds resource ``name`` (directly or through a group), or None."""
+    parent_of = cib.parents(root)
+    elem = parent_of.get(cib.find_by_id(root, name))
+    while elem is not None and elem.tag in cib.RESOURCE_TAGS:
+        if elem.tag == "clone":
+            return elem.get("id")
+        elem = parent_of.get(elem)
+    return None
+
+
+def _bans(root, names):
+    """{node: location constraint id} of the -INFINITY location constraints of any of ``names`` (the
+    resource and its clone) on one node."""
     bans = {}
     cons = cib.section(root, "constraints")
     for con in cons.findall("rsc_location") if cons is not None else []:
-        if con.get("rsc") == name and con.get("node") and _score(con.get("score")) <= -INFINITY:
+        if con.get("rsc") in names and con.get("node") and _score(con.get("score")) <= -INFINITY:
             bans.setdefault(con.get("node"), con.get("id"))
     return bans
 
@@ -139,7 +152,8 @@ def resource_status(mon_xml, cib_xml, name):
     INFINITY as 1000000), ``migration_threshold`` (int), ``failures`` ({node: [{'op', 'rc',
     'status', 'reason'}]}), ``banned_on`` ({node: constraint id}), ``probes`` ({node: OCF rc of the
     last recorded probe}), ``known_on`` (nodes with any operation history), ``excluded`` ({node:
-    why the resource cannot run there now}), ``health`` (:func:`health`).
+    why the resource cannot run there now}), ``clone`` (id of the clone holding it, or None),
+    ``health`` (:func:`health`).
     """
     mon = _xml(mon_xml, "crm_mon output")
     root = cib.parse(cib_xml)
@@ -178,6 +192,7 @@ def resource_status(mon_xml, cib_xml, name):
     if threshold is None:
         threshold = _score(meta["migration-threshold"][0]) if "migration-threshold" in meta else INFINITY
     probes, known = _history(root, name)
+    clone = _clone_of(root, name)
     status = {
         "exists": cib.find_by_id(root, name) is not None or bool(mine),
         "role": next((r for r in roles if r in RUNNING_ROLES), roles[0] if roles else None),
@@ -193,7 +208,8 @@ def resource_status(mon_xml, cib_xml, name):
         "dc": dc.get("name") if dc is not None and _truth(dc.get("present")) else None,
         "quorum": _truth(dc.get("with_quorum"), True) if dc is not None and _truth(dc.get("present")) else True,
         "nodes": nodes, "fail_counts": fail_counts, "migration_threshold": threshold,
-        "failures": failures, "banned_on": _bans(root, name), "probes": probes, "known_on": known,
+        "failures": failures, "banned_on": _bans(root, {name, clone} - {None}), "probes": probes,
+        "known_on": known, "clone": clone,
     }
     status["excluded"] = _excluded(status)
     status["health"] = health(status, name)
@@ -239,13 +255,15 @@ def _unset(name, key, where):
 
 def health(status, name):
     """
-    Whether resource ``name`` (its :func:`resource_status` ``status``) runs on exactly one node:
+    Whether resource ``name`` (its :func:`resource_status` ``status``) runs on exactly one node, or,
+    inside a clone, on every online node where it can run (and at least one):
     ``{'state': str, 'ok': bool, 'final': bool, 'comment': str, 'fix': str or None}``.
 
     ``state`` is one of ``started`` (ok), ``cluster-maintenance`` (ok: the cluster manages nothing,
     nothing was checked), ``no-quorum`` (ok: this node's partition cannot tell, nothing was checked), ``no-status``
     (ok: no node online, as in a CIB file without status: nothing was checked), ``absent``, ``target-role-stopped``, ``unmanaged``, ``maintenance``,
-    ``failed-everywhere``, ``multiple``, ``blocked``, ``not-started``. ``final`` is False for what
+    ``failed-everywhere``, ``multiple``, ``blocked``, ``not-started``, ``partial`` (a clone started
+    on some nodes but not yet on others where it can run). ``final`` is False for what
     the cluster may still resolve by itself (a start in progress, a failover, a failure-timeout);
     an administrator's setting is final. ``fix`` is the command that resolves it.
     """
@@ -292,14 +310,22 @@ def health(status, name):
         return out("blocked", False, True,
                    f"{name} is blocked (a stop failed and the node was not fenced): the cluster will not"
                    " act on it", f"crm_resource --cleanup --resource {name}")
+    online = [n for n, info in status["nodes"].items() if info["online"]]
+    excluded = status["excluded"]
+    if status.get("clone") and started:
+        missing = sorted(n for n in online if n not in excluded and n not in started)
+        where = f"{name} (clone {status['clone']}) is started on {', '.join(started)}"
+        if missing:
+            return out("partial", False, False, f"{where} but not on {', '.join(missing)}",
+                       f"crm_resource --cleanup --resource {name}")
+        elsewhere = "; ".join(f"{n}: {excluded[n]}" for n in sorted(excluded) if n not in started)
+        return out("started", True, True, where + (f" (cannot run on {elsewhere})" if elsewhere else ""))
     if len(started) == 1:
         return out("started", True, True, f"{name} is started on {started[0]}")
     if len(started) > 1 or len(status["active_on"]) > 1:
         where = ", ".join(status["active_on"])
         return out("multiple", False, False, f"{name} is active on more than one node ({where})",
                    f"crm_resource --cleanup --resource {name}")
-    online = [n for n, info in status["nodes"].items() if info["online"]]
-    excluded = status["excluded"]
     if online and all(n in excluded for n in online):
         why = "; ".join(f"{n}: {excluded[n]}" for n in sorted(excluded))
         fixes = []

@@ -1,5 +1,5 @@
-{#- The last state of a highstate: p_glance-api started on exactly one node (bounded wait), or a
-    failure naming why (target-role Stopped, unmanaged, maintenance, failed or banned everywhere) and
+{#- The last state of a highstate: p_glance-api started on exactly one node (active-active: on every
+    node where it can run; bounded wait), or a failure naming why (target-role Stopped, unmanaged, maintenance, failed or banned everywhere) and
     the command that fixes it; nothing is fixed here. Under maintenance-mode=true it succeeds and
     says nothing was checked. Every controller checks; none writes. #}
 {%- set tplroot = tpldir.split('/')[0] %}

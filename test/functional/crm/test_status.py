@@ -142,3 +142,29 @@ def test_the_running_state_passes_fails_naming_the_fix_or_checks_nothing(modules
     run("crm_attribute", "--type", "crm_config", "--name", "maintenance-mode", "--update", "true")
     window = apply_sls(modules, RUNNING)["health"]
     assert window.result is True and "maintenance-mode" in window.comment and "not checked" in window.comment
+
+
+def test_a_clone_is_healthy_when_started_wherever_it_can_run(modules, cib):
+    """Inside a clone (cluster:mode active-active) the resource runs on every node: started on all
+    nodes where it can run is healthy, a node where it could run but has not started yet is not (the
+    cluster may still start it), and a node it is banned from (ban on the clone) is only named."""
+    cib.crm(f"primitive {RSC} ocf:heartbeat:Dummy op monitor interval=10s\nclone cl_svc {RSC}")
+    simulate(cib, "--node-up", "n1", "--node-up", "n2", "--simulate")
+    st, h = health(modules)
+    assert st["clone"] == "cl_svc" and st["started_on"] == ["n1", "n2"]
+    assert h["state"] == "started" and h["ok"] and h["final"]
+    assert h["comment"] == f"{RSC} (clone cl_svc) is started on n1, n2"
+    assert apply_sls(modules, RUNNING)["health"].result is True
+
+    # n3 comes up; the transition that would start an instance there is not carried out
+    run("crm_simulate", "--xml-file", str(cib.path), "--node-up", "n3", "--save-output", str(cib.path))
+    st, h = health(modules)
+    assert h["state"] == "partial" and not h["ok"] and not h["final"]
+    assert h["comment"] == f"{RSC} (clone cl_svc) is started on n1, n2 but not on n3"
+
+    run("crm_resource", "--ban", "--resource", "cl_svc", "--node", "n3", "--force")
+    st, h = health(modules)
+    assert st["banned_on"] == {"n3": "cli-ban-cl_svc-on-n3"}
+    assert h["state"] == "started" and h["ok"]
+    assert h["comment"] == f"{RSC} (clone cl_svc) is started on n1, n2 (cannot run on n3: banned (location" \
+                           " constraint cli-ban-cl_svc-on-n3))"
