@@ -266,3 +266,23 @@ def test_with_migration_threshold_1_a_failed_instance_sends_its_vip_to_another(m
     assert vip_node not in where[RSC] + where[INT] and where[INT][0] in where[RSC], out
     stop = next(a for a in before if a.startswith(RSC) and f"_stop_0 {vip_node}" in a)
     assert not comes_before(before, stop, f"{INT}_start_0 {where[INT][0]}"), out
+
+
+@pytest.mark.parametrize("key, value", [("clone", "cl_glance"), ("resource", "p_glance")])
+def test_a_renamed_clone_or_primitive_is_replaced_in_one_write(modules, cib, pillar, key, value):
+    active = mode(pillar, "active-active")
+    apply(modules, active)
+    renamed = copy.deepcopy(active)
+    renamed["glance_ha"]["cluster"][key] = value
+    clone, rsc = (value, RSC) if key == "clone" else (CLONE, value)
+    epoch = cib.epoch
+    res = apply(modules, renamed)
+    assert res.result is True, res.comment
+    assert cib.epoch == epoch + 1
+    assert cib.verify().returncode == 0, cib.verify().stderr
+    assert parent_tag(cib, rsc) == ("clone", clone)
+    gone = CLONE if key == "clone" else RSC
+    assert cib.find(gone) is None
+    assert members(cib) == sorted([rsc, INT, PUB, clone, f"col_{INT}_with_{clone}", f"ord_{clone}_before_{INT}",
+                                   f"col_{PUB}_with_{clone}", f"ord_{clone}_before_{PUB}"])
+    assert apply(modules, renamed).changes == {}
