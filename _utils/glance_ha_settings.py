@@ -51,7 +51,7 @@ STORE_REQUIRED = {"rbd": ("pool", "user", "ceph_conf"), "swift": ("config_file",
 FREE_FORM = {("config",), ("lookup",), ("cluster", "meta")}
 DB_DRIVERS = ("mysql+pymysql", "postgresql", "postgresql+psycopg2")
 NOTIFY_DRIVERS = ("messagingv2", "messaging", "noop", "log")
-MONITOR_LEVELS = ("process", "http", "api")
+MONITOR_LEVELS = ("process", "http", "healthcheck", "api")
 CLUSTER_MODES = ("active-passive", "active-active")
 STORE_BACKENDS = tuple(conf.STORE_NAMES)
 # The seed's glance-api.conf options and what replaces them.

@@ -450,7 +450,7 @@ def test_usage_and_unknown_action():
 # ------------------------------------------------------------------------------------------------
 # ocf-tester
 
-@pytest.mark.parametrize("level", ["http", "api"])
+@pytest.mark.parametrize("level", ["http", "healthcheck", "api"])
 def test_ocf_tester_gunicorn_glance33(instances, level):
     params = instances.new(f"t33-{level}")
     if level == "api":
@@ -935,6 +935,40 @@ def test_reload_keeps_the_socket_and_records_what_was_loaded(instances, server):
     result = run_agent("stop", params)
     assert result.returncode == OCF_SUCCESS, describe(result)
     assert run_agent("loaded-config", params).returncode == OCF_NOT_RUNNING
+
+
+def test_healthcheck_monitor_counts_a_drain_by_file_as_healthy(instances, workdir):
+    """monitor_level=healthcheck asks glance's own GET /healthcheck (no token). A file named by the
+    paste file's disable_by_file_path (a drain, on purpose) makes glance answer 503 DISABLED BY FILE:
+    still healthy for the monitor. A /healthcheck that is missing or fails is a failure."""
+    params = instances.new("hc33", monitor_level="healthcheck")
+    paste = Path(params["config"]).with_name("glance-api-paste.ini")
+    drain = workdir / "hc33" / "healthcheck_disable"
+    text = paste.read_text()
+    assert "disable_by_file_path = /etc/glance/healthcheck_disable" in text  # glance 33's own paste file
+    paste.write_text(text.replace("/etc/glance/healthcheck_disable", str(drain)))
+    result = run_agent("start", params, timeout=90)
+    assert result.returncode == OCF_SUCCESS, describe(result)
+    url = f"http://127.0.0.1:{params['_port']}/healthcheck"
+    assert http_get(url) == 200
+    assert run_agent("monitor", params, interval=30).returncode == OCF_SUCCESS
+    drain.write_text("")
+    assert http_get(url) == 503
+    result = run_agent("monitor", params, interval=30)
+    assert result.returncode == OCF_SUCCESS, describe(result)
+    assert "disabled by file (drained)" in result.stderr + result.stdout
+    drain.unlink()
+    assert http_get(url) == 200
+    # a glance whose paste file maps no /healthcheck (the path falls to the API, which answers its
+    # versions document, 300): the monitor fails, the http level does not
+    paste.write_text("".join(line for line in paste.read_text().splitlines(keepends=True)
+                             if not line.startswith("/healthcheck")))
+    assert run_agent("reload", params, timeout=90).returncode == OCF_SUCCESS
+    assert http_get(url) == 300
+    result = run_agent("monitor", params, interval=30)
+    assert result.returncode == OCF_ERR_GENERIC, describe(result)
+    assert run_agent("monitor", dict(params, monitor_level="http"), interval=30).returncode == OCF_SUCCESS
+    assert run_agent("stop", params).returncode == OCF_SUCCESS
 
 
 def test_reload_classic_daemon_with_sighup(instances):

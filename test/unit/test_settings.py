@@ -134,7 +134,7 @@ def test_endpoints_derive_from_vips(settings, example_pillar):
     ({"keystone": {"admin": {"password": ""}}}, "glance_ha:keystone:admin:password", "is required"),
     ({"cluster": {"monitor": {"interval": "30x"}}}, "glance_ha:cluster:monitor:interval", "interval"),
     ({"cluster": {"monitor": {"timeout": "0"}}}, "glance_ha:cluster:monitor:timeout", "positive"),
-    ({"cluster": {"monitor_level": "deep"}}, "glance_ha:cluster:monitor_level", "process, http, api"),
+    ({"cluster": {"monitor_level": "deep"}}, "glance_ha:cluster:monitor_level", "process, http, healthcheck, api"),
     ({"cluster": {"resource": "p glance"}}, "glance_ha:cluster:resource", "Pacemaker id"),
     ({"cluster": {"mode": "active-standby"}}, "glance_ha:cluster:mode", "active-passive, active-active"),
     ({"cluster": {"mode": None}}, "glance_ha:cluster:mode", "active-passive, active-active"),
