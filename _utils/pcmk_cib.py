@@ -112,10 +112,15 @@ def parents(root):
     return {child: parent for parent in root.iter() for child in parent}
 
 
+# Elements whose ``id`` is an IDREF naming another object, not an id of their own: a tag's member, a
+# resource set's member, an ACL target's or user's role (Pacemaker's tags, constraints and acls schemas).
+_REFERENCES = {"obj_ref", "resource_ref", "role", "role_ref"}
+
+
 def find_by_id(root, obj_id):
-    """The element with ``id`` ``obj_id`` in ``<configuration>``, or None."""
+    """The element with ``id`` ``obj_id`` in ``<configuration>`` (never a reference to it), or None."""
     for elem in config(root).iter():
-        if elem.get("id") == obj_id:
+        if elem.get("id") == obj_id and elem.tag not in _REFERENCES:
             return elem
     return None
 
