@@ -240,8 +240,9 @@ def plan_endpoints(current, desired, service_id, region, enabled=True, converge=
 
     ``current``: endpoint dicts as Keystone returns them (others are ignored here too);
     ``desired``: {interface: url or None}, None = not managed. ``enabled``: True/False, or None to
-    leave it alone. ``converge``: interfaces whose duplicates are resolved rather than refused (this
-    writer created one of them): the lowest id (:func:`keep_lowest`) is compared, the others deleted.
+    leave it alone. ``converge``: interfaces whose duplicates are resolved rather than refused (by a
+    writer that has created endpoints here): the lowest id (:func:`keep_lowest`) is compared, the
+    others deleted.
     Returns {"duplicates": {iface: [ids]}, "delete": {iface: [ids]}, "create": {iface: {url, enabled}},
     "update": {iface: {"id", "old": {...}, "new": {...}}}, "unchanged": {iface: id}}, every mapping
     in catalog order of the interfaces.
@@ -288,7 +289,7 @@ def converge_endpoints(calls, svc, plan, desired, region, enabled=True, done=Non
     ``endpoints(service_id)`` (in the region), ``create(service_id, iface, url, enabled)`` (the new
     endpoint), ``update(endpoint_id, fields)``, ``delete(endpoint_id)``, and ``error``, the exception
     class they raise (raised here too). ``done`` (dict, filled as writes succeed): {iface: {"old",
-    "new"}}, the ids those that stay. Returns ``(service, removed)``: the service the endpoints are
+    "new"}} with the ids that stay. Returns ``(service, removed)``: the service the endpoints are
     under and the ids of the duplicates deleted.
     """
     done = {} if done is None else done
@@ -361,7 +362,7 @@ def plan_steps(plan):
     ``(iface, "update", {id, old, new})`` and ``(iface, "create", {url, enabled})``."""
     steps = []
     for iface in INTERFACES:
-        if plan.get("delete", {}).get(iface):
+        if plan["delete"].get(iface):
             steps.append((iface, "delete", plan["delete"][iface]))
         if iface in plan["update"]:
             steps.append((iface, "update", plan["update"][iface]))
