@@ -228,8 +228,9 @@ def service_present(name, service_type, description=None, enabled=True, name_key
             f"Service {name!r} ({service_type}, id {svc['id']}) updated.")
     except (CommandExecutionError, SaltInvocationError) as exc:
         ret["result"] = False
-        ret["changes"] = {}
-        ret["comment"] = str(exc)
+        created = "id" in ret["changes"].get("service", {}).get("new", {})    # then the error came after
+        ret["changes"] = ret["changes"] if created else {}
+        ret["comment"] = (ret["comment"] + " " if created else "") + str(exc)
     return ret
 
 
