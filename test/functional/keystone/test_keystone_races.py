@@ -13,6 +13,7 @@ import pytest
 
 from lab.httpcount import CountingProxy, _Handler
 from test.functional.conftest import minion_config
+from test.functional.keystone.conftest import ADMIN, INTERNAL, PUBLIC
 from test.functional.keystone.test_catalog_states import image_endpoints
 
 SALT_CALL = os.path.join(os.path.dirname(os.path.abspath(__import__("sys").executable)), "salt-call")
@@ -70,6 +71,56 @@ def test_write_not_repeated_after_a_read_timeout(kc_states, kc_auth, keystone, c
         assert calm.counts()["write"] == 0, calm.requests
     assert again.result is True and again.changes == {}, again.comment
     assert [s["id"] for s in clean_image.services("image")] == [svc["id"]]
+
+
+def other_writer_wins(catalog, mine):
+    """What the other writer of a race does to this run's service ``mine``: its own image service named
+    glance, with an id lower than ``mine`` (created until Keystone's random id is lower), kept; ``mine``
+    deleted, with its endpoints (Keystone's service delete takes them along)."""
+    for _ in range(64):
+        other = catalog.create_service("glance", "image")
+        if other["id"] < mine["id"]:
+            break
+        catalog.ks.request("DELETE", f"/v3/services/{other['id']}")
+    else:
+        pytest.skip(f"Keystone gave no id below {mine['id']} in 64 services")
+    assert catalog.ks.request("DELETE", f"/v3/services/{mine['id']}")[0] == 204
+    return other
+
+
+@pytest.mark.parametrize("when", ["before its first create", "before its read after the creates"])
+def test_endpoints_follow_the_service_the_other_writer_keeps(kc_states, kc_auth, keystone, clean_image, when):
+    """While endpoints_present writes, another writer keeps its own (lower id) service and deletes this
+    run's one: before the first POST /v3/endpoints (Keystone refuses it, HTTP 400), or after the three
+    creates (Keystone deletes them with the service). The run reads the services again and creates
+    the endpoints under the service that stays: one image service, three endpoints under it, result
+    True. Shown failing against the states before the rule (`git checkout a6c0724 -- _states _utils`):
+    an HTTP 400 error, or three endpoints reported under a service that no longer exists."""
+    mine = clean_image.create_service("glance", "image")
+    done = {}
+
+    def before(method, path):
+        path = path.split("?")[0]
+        if done:
+            return
+        first_post = method == "POST" and path == "/v3/endpoints"
+        verify = method == "GET" and path == "/v3/endpoints" and len(clean_image.endpoints(mine["id"])) == 3
+        if (first_post if when.startswith("before its first") else verify):
+            done["other"] = other_writer_wins(clean_image, mine)
+
+    with proxy(keystone, before=before) as p:
+        ret = kc_states.keystone_catalog.endpoints_present(
+            name="glance", service_type="image", region=keystone.region, public=PUBLIC, internal=INTERNAL,
+            admin=ADMIN, **dict(kc_auth, auth_url=p.url + "/v3"))
+        log = [(m, q.split("?")[0], st) for m, q, st in p.requests if not q.endswith("/auth/tokens")]
+    assert done, log
+    assert ret.result is True, ret.comment
+    eps, svc = image_endpoints(clean_image)
+    assert svc["id"] == done["other"]["id"] and sorted(eps) == ["admin", "internal", "public"]
+    assert {i: c["new"]["id"] for i, c in ret.changes.items() if i in eps} == {i: e["id"] for i, e in eps.items()}
+    if when.startswith("before its first"):
+        assert ("POST", "/v3/endpoints", 400) in log, log
+    assert [x[:2] for x in log].count(("POST", "/v3/endpoints")) == (4 if "first" in when else 6), log
 
 
 @pytest.fixture
