@@ -292,7 +292,8 @@ def baseline(request, lab, first_apply, ledger, token):
 INT_VIP, PUB_VIP = "p_ip_glance-api", "p_ip_glance-api-public"
 PUB_COLOCATION = f"col_{PUB_VIP}_with_{INT_VIP}"
 CONSTRAINTS = {f"col_{RESOURCE}_with_{INT_VIP}", f"ord_{INT_VIP}_before_{RESOURCE}", PUB_COLOCATION,
-               f"ord_{PUB_VIP}_before_{RESOURCE}"}
+               f"ord_{PUB_VIP}_before_{RESOURCE}", f"ord_{RESOURCE}_stops_before_{INT_VIP}",
+               f"ord_{RESOURCE}_stops_before_{PUB_VIP}"}
 
 
 def cib(lab, n=None):
