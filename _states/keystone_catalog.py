@@ -31,6 +31,8 @@ Rules:
     not given (None) is left alone.
   - Two or more endpoints for the same service/interface/region are refused before anything is
     written, naming their ids and the command that removes the extra ones.
+  - Two writers at once: after creating, each reads again and keeps of several equivalent services
+    or endpoints the lowest id, deleting the others (doc/keystone_catalog.md, "Two writers at once").
   - ``test=True``: result None and the exact diff; only reads are made.
   - ``service_absent`` deletes the service only when it has no endpoints left (Keystone would delete
     them with it); ``endpoints_absent`` earlier in the run counts as done, also with ``test=True``.
@@ -51,6 +53,8 @@ Rules:
     at most 20 s per request), then the state fails with an error naming the URL, before any write.
 """
 
+import types
+
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 __virtualname__ = "keystone_catalog"
@@ -58,6 +62,8 @@ __virtualname__ = "keystone_catalog"
 CACHE = "keystone_catalog.state.services"
 # Endpoint ids deleted in this run (with test=True: that would be deleted), for service_absent.
 DELETED = "keystone_catalog.state.deleted"
+# Rounds of writes and re-reads of endpoints_present while another writer changes the same endpoints.
+ROUNDS = 4
 
 
 def __virtual__():
@@ -128,6 +134,37 @@ def _remember_service(args, name, service_type, svc):
     __context__.setdefault(CACHE, {})[_cache_key(args, name, service_type)] = svc
 
 
+def _survivor(args, name, service_type):
+    """``(service, others)``: the services named ``name`` (of ``service_type``) as Keystone holds them
+    now, the one every writer keeps (``keep_lowest``) and the others; an error if there is none."""
+    found = __salt__["keystone_catalog.service_list"](service_type=service_type, name=name, **args)
+    svc, others = _kc("keep_lowest")(found)
+    if svc is None:
+        raise CommandExecutionError(f"Service {name!r} is gone from Keystone right after this run created it "
+                                    "(deleted by another run?): run again.")
+    return svc, others
+
+
+def _write_endpoints(args, unit, svc, plan, done):
+    """Write ``plan`` for ``unit`` = (name, service_type, region, desired, enabled), converging with
+    another writer (``converge_endpoints``), filling ``done``; returns the ids of duplicates deleted."""
+    name, service_type, region, desired, enabled = unit
+    kc = "keystone_catalog."
+    calls = types.SimpleNamespace(
+        error=CommandExecutionError,
+        services=lambda: __salt__[kc + "service_list"](service_type=service_type, name=name, **args),
+        endpoints=lambda sid: __salt__[kc + "endpoint_list"](service_id=sid, region=region, **args),
+        create=lambda sid, iface, url, on: __salt__[kc + "endpoint_create"](sid, iface, url, region=region,
+                                                                             enabled=on, **args),
+        update=lambda endpoint_id, fields: __salt__[kc + "endpoint_update"](endpoint_id, **fields, **args),
+        delete=lambda endpoint_id: __salt__[kc + "endpoint_delete"](endpoint_id, **args))
+    kept, removed = _kc("converge_endpoints")(calls, svc, plan, desired, region, enabled, done, ROUNDS)
+    _remember_service(args, name, service_type, kept)
+    if removed:
+        done["duplicates"] = {"old": removed, "new": None}
+    return removed
+
+
 # --------------------------------------------------------------------------- states
 def service_present(name, service_type, description=None, enabled=True, name_key=None, writer=None,
                     profile=None, **connection_args):
@@ -164,11 +201,19 @@ def service_present(name, service_type, description=None, enabled=True, name_key
                 ret["comment"] = f"Service {name!r} ({service_type}) would be created."
                 _remember_service(args, name, service_type, dict(want, id=None, pending=True))
                 return ret
-            svc = __salt__["keystone_catalog.service_create"](
+            mine = __salt__["keystone_catalog.service_create"](
                 name, service_type, description=description or "", enabled=enabled, **args)
+            ret["changes"]["service"]["new"]["id"] = mine["id"]
+            ret["comment"] = f"Service {name!r} ({service_type}) created with id {mine['id']}."
+            svc, others = _survivor(args, name, service_type)
+            for other in others:
+                __salt__["keystone_catalog.service_delete"](other["id"], **args)
             _remember_service(args, name, service_type, svc)
-            ret["changes"]["service"]["new"]["id"] = svc["id"]
-            ret["comment"] = f"Service {name!r} ({service_type}) created with id {svc['id']}."
+            if others:
+                ret["changes"]["service"]["new"]["id"] = svc["id"]
+                ret["changes"]["duplicates"] = {"old": [o["id"] for o in others], "new": None}
+                ret["comment"] += (f" Another writer created it at the same time: kept {svc['id']} (the lowest "
+                                   f"id), deleted {', '.join(o['id'] for o in others)}.")
             return ret
         diff = _kc("service_changes")(svc, description, enabled)
         if not diff:
@@ -183,8 +228,9 @@ def service_present(name, service_type, description=None, enabled=True, name_key
             f"Service {name!r} ({service_type}, id {svc['id']}) updated.")
     except (CommandExecutionError, SaltInvocationError) as exc:
         ret["result"] = False
-        ret["changes"] = {}
-        ret["comment"] = str(exc)
+        created = "id" in ret["changes"].get("service", {}).get("new", {})    # then the error came after
+        ret["changes"] = ret["changes"] if created else {}
+        ret["comment"] = (ret["comment"] + " " if created else "") + str(exc)
     return ret
 
 
@@ -322,17 +368,12 @@ def endpoints_present(name, region, public=None, internal=None, admin=None, serv
             if new_region:
                 __salt__["keystone_catalog.region_create"](region, **args)
                 done["region"] = changes["region"]
-            for iface, action, step in _kc("plan_steps")(plan):
-                if action == "update":
-                    __salt__["keystone_catalog.endpoint_update"](step["id"], **step["new"], **args)
-                    done[iface] = changes[iface]
-                else:
-                    new = __salt__["keystone_catalog.endpoint_create"](
-                        svc["id"], iface, step["url"], region=region, enabled=step["enabled"], **args)
-                    done[iface] = {"old": None, "new": dict(step, id=new["id"])}
+            removed = _write_endpoints(args, (name, service_type, region, desired, enabled), svc, plan, done)
         finally:
             ret["changes"] = done
-        ret["comment"] = f"Endpoints of {name!r} in {region}: {summary}."
+        ret["comment"] = f"Endpoints of {name!r} in {region}: {summary}." + (
+            f" Another writer created them at the same time: kept the lowest ids, deleted {', '.join(removed)}."
+            if removed else "")
     except (CommandExecutionError, SaltInvocationError) as exc:
         ret["result"] = False
         ret["comment"] = str(exc) + (" (changes made before the error are listed; run again to finish)"

@@ -1,14 +1,16 @@
 """
 The Keystone v3 catalog rules of the glance_ha formula, in one place: which ``auth_url`` is usable
 (v3 or unversioned; v2.0 and every other version refused) and its v3 form, which endpoint URL is
-usable, the endpoint interfaces, how a service differs from its declaration, and the endpoint plan
-(create, update in place, refuse duplicates, delete).
+usable, the endpoint interfaces, how a service differs from its declaration, the endpoint plan
+(create, update in place, refuse duplicates, delete), and which of several equivalent objects two
+writers created at once every writer keeps (:func:`keep_lowest`).
 
 A ``*_problem`` function returns None for a good value, else the reason, worded to follow the name
 of the setting in an error (``"glance_ha:keystone:auth_url: " + reason``). Reasons quote the value:
 callers mask them with ``glance_ha_secrets.mask`` (a URL may carry a password).
 
-Pure: no Salt dunders, no I/O. Loaded by Salt as ``__utils__['glance_ha_keystone.<function>']``
+Pure: no Salt dunders, no I/O of its own (:func:`converge_endpoints` makes the Keystone calls it is
+given). Loaded by Salt as ``__utils__['glance_ha_keystone.<function>']``
 and importable as a plain module by tests.
 """
 
@@ -174,6 +176,20 @@ def api_path_problem(method, path):
 
 
 # --------------------------------------------------------------------------- services
+def keep_lowest(objects):
+    """
+    Which of several equivalent Keystone objects (dicts with an ``id``; e.g. the services of one
+    type and name, or the endpoints of one service, interface and region) stays: ``(kept, others)``,
+    ``kept`` the one with the lowest id (None for no objects), ``others`` the rest in id order.
+
+    Keystone has no uniqueness on services or endpoints and no lock, so two writers that both find
+    one missing both create it. Each keeps what this rule keeps and deletes the others: from the same
+    objects both compute the same answer, and the lowest id ever created is never deleted by anyone.
+    """
+    ordered = sorted(objects, key=lambda o: o["id"])
+    return (ordered[0] if ordered else None), ordered[1:]
+
+
 def choose_service(services, name, service_type, name_key=None):
     """
     Which of ``services`` (the Keystone services of ``service_type``, listed by type as Keystone's
@@ -218,29 +234,33 @@ def service_changes(current, description=None, enabled=True):
 
 
 # --------------------------------------------------------------------------- endpoints
-def plan_endpoints(current, desired, service_id, region, enabled=True):
+def plan_endpoints(current, desired, service_id, region, enabled=True, converge=()):
     """
     Compare the endpoints of one service in one region with the desired URLs.
 
     ``current``: endpoint dicts as Keystone returns them (others are ignored here too);
     ``desired``: {interface: url or None}, None = not managed. ``enabled``: True/False, or None to
-    leave it alone. Returns {"duplicates": {iface: [ids]}, "create": {iface: {url, enabled}},
+    leave it alone. ``converge``: interfaces whose duplicates are resolved rather than refused (by a
+    writer that has created endpoints here): the lowest id (:func:`keep_lowest`) is compared, the
+    others deleted.
+    Returns {"duplicates": {iface: [ids]}, "delete": {iface: [ids]}, "create": {iface: {url, enabled}},
     "update": {iface: {"id", "old": {...}, "new": {...}}}, "unchanged": {iface: id}}, every mapping
     in catalog order of the interfaces.
     """
     mine = [e for e in current if e.get("service_id") == service_id and e.get("region_id") == region]
-    plan = {"duplicates": {}, "create": {}, "update": {}, "unchanged": {}}
+    plan = {"duplicates": {}, "delete": {}, "create": {}, "update": {}, "unchanged": {}}
     for iface in INTERFACES:
         url = desired.get(iface)
         if url is None:
             continue
-        have = sorted((e for e in mine if e.get("interface") == iface), key=lambda e: e["id"])
-        if len(have) > 1:
-            plan["duplicates"][iface] = [e["id"] for e in have]
-        elif not have:
+        ep, others = keep_lowest(e for e in mine if e.get("interface") == iface)
+        if others and iface not in converge:
+            plan["duplicates"][iface] = [e["id"] for e in [ep] + others]
+        elif ep is None:
             plan["create"][iface] = {"url": url, "enabled": True if enabled is None else bool(enabled)}
         else:
-            ep = have[0]
+            if others:
+                plan["delete"][iface] = [e["id"] for e in others]
             old, new = {}, {}
             if ep.get("url") != url:
                 old["url"], new["url"] = ep.get("url"), url
@@ -251,6 +271,71 @@ def plan_endpoints(current, desired, service_id, region, enabled=True):
             else:
                 plan["unchanged"][iface] = ep["id"]
     return plan
+
+
+def converge_endpoints(calls, svc, plan, desired, region, enabled=True, done=None, rounds=4):
+    """
+    Write an endpoint ``plan`` (:func:`plan_endpoints`) for service ``svc`` in ``region`` and converge
+    with writers that create the same endpoints at the same moment.
+
+    After creating, the endpoints are read again (at most ``rounds`` rounds of writes): where an
+    interface has several, the lowest id stays (:func:`keep_lowest`) and the others are deleted. An
+    endpoint created under a service that another writer deleted (Keystone deletes a service's
+    endpoints with it, and refuses an endpoint for a service that does not exist) is created again
+    under the service that stays, the one with the lowest id. A failed write is not repeated unless
+    its service is gone.
+
+    ``calls`` gives the Keystone requests: ``services()`` (the services of the type and name),
+    ``endpoints(service_id)`` (in the region), ``create(service_id, iface, url, enabled)`` (the new
+    endpoint), ``update(endpoint_id, fields)``, ``delete(endpoint_id)``, and ``error``, the exception
+    class they raise (raised here too). ``done`` (dict, filled as writes succeed): {iface: {"old",
+    "new"}} with the ids that stay. Returns ``(service, removed)``: the service the endpoints are
+    under and the ids of the duplicates deleted.
+    """
+    done = {} if done is None else done
+    removed = []
+    for round_ in range(1, rounds + 1):
+        wrote = lost = False
+        try:
+            for iface, action, step in plan_steps(plan):
+                if action == "delete":
+                    for endpoint_id in step:
+                        calls.delete(endpoint_id)
+                        removed.append(endpoint_id)
+                elif action == "update":
+                    calls.update(step["id"], step["new"])
+                    done[iface] = {"old": dict(step["old"], id=step["id"]), "new": dict(step["new"], id=step["id"])}
+                else:
+                    new = calls.create(svc["id"], iface, step["url"], step["enabled"])
+                    done[iface], wrote = {"old": None, "new": dict(step, id=new["id"])}, True
+        except calls.error:
+            keep = _surviving_service(calls)
+            if keep["id"] == svc["id"]:
+                raise
+            svc, lost = keep, True
+        if not (wrote or lost):
+            break
+        if round_ == rounds:
+            raise calls.error(f"the endpoints in {region} still changed after {rounds} rounds of writes "
+                              "(other writers at once?): run again to converge")
+        plan = plan_endpoints(calls.endpoints(svc["id"]), desired, svc["id"], region, enabled, INTERFACES)
+        if plan["create"] and not lost:     # were the endpoints created deleted with their service?
+            keep = _surviving_service(calls)
+            if keep["id"] != svc["id"]:
+                svc = keep
+                plan = plan_endpoints(calls.endpoints(svc["id"]), desired, svc["id"], region, enabled, INTERFACES)
+    for iface, endpoint_id in plan["unchanged"].items():
+        if done.get(iface, {}).get("new"):
+            done[iface]["new"]["id"] = endpoint_id
+    return svc, removed
+
+
+def _surviving_service(calls):
+    svc, _others = keep_lowest(calls.services())
+    if svc is None:
+        raise calls.error("the service is gone from Keystone (deleted while its endpoints were written): "
+                          "run again")
+    return svc
 
 
 def duplicates_message(duplicates, service, region):
@@ -273,10 +358,12 @@ def plan_changes(plan):
 
 
 def plan_steps(plan):
-    """The writes of a plan in catalog order: list of ``(iface, "update", {id, old, new})`` and
-    ``(iface, "create", {url, enabled})``."""
+    """The writes of a plan in catalog order: list of ``(iface, "delete", [ids])`` (duplicates),
+    ``(iface, "update", {id, old, new})`` and ``(iface, "create", {url, enabled})``."""
     steps = []
     for iface in INTERFACES:
+        if plan["delete"].get(iface):
+            steps.append((iface, "delete", plan["delete"][iface]))
         if iface in plan["update"]:
             steps.append((iface, "update", plan["update"][iface]))
         elif iface in plan["create"]:

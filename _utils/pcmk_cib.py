@@ -44,7 +44,9 @@ CONFIG_ORDER = ("crm_config", "rsc_defaults", "op_defaults", "nodes", "resources
                 "fencing-topology", "tags", "acls", "alerts")
 RESOURCE_TAGS = frozenset(("primitive", "group", "clone", "master", "bundle", "template"))
 CONSTRAINT_TAGS = frozenset(("rsc_location", "rsc_colocation", "rsc_order", "rsc_ticket"))
-REFERENCE_TAGS = frozenset(("obj_ref", "resource_ref"))
+# Elements whose ``id`` is an IDREF naming another object, not an id of their own: a tag's member, a
+# resource set's member, an ACL target's or user's role (Pacemaker's tags, constraints and acls schemas).
+REFERENCE_TAGS = frozenset(("obj_ref", "resource_ref", "role", "role_ref"))
 TYPE_OF_TAG = {"rsc_colocation": "colocation", "rsc_order": "order", "rsc_location": "location",
                "rsc_ticket": "ticket", "cluster_property_set": "property"}
 # Elements of sections that are parts of an object, not objects of their own (crm.show).
@@ -114,8 +116,7 @@ def parents(root):
 
 
 def find_by_id(root, obj_id):
-    """The element with ``id`` ``obj_id`` in ``<configuration>``, or None; references to an id
-    (``obj_ref`` of a tag, ``resource_ref`` of a set) are not the element."""
+    """The element with ``id`` ``obj_id`` in ``<configuration>`` (never a reference to it), or None."""
     for elem in config(root).iter():
         if elem.get("id") == obj_id and elem.tag not in REFERENCE_TAGS:
             return elem

@@ -23,6 +23,7 @@ from lab import VENV
 from lab.procs import PATH, LabError, clean_env, kill_recorded, run, start_time, wait_gone
 
 LAB_DIR = Path(__file__).resolve().parent
+OCF_ROOT = "/usr/lib/ocf/resource.d"
 NODE_NS_FLAGS = ["-n", "-m", "-u", "-i", "-p"]
 CLUSTER_PROPERTIES = (("stonith-enabled", "false"), ("dc-deadtime", "2s"))
 
@@ -59,14 +60,23 @@ class Nodes:
         script, the rc.d links: scripts/sandbox keeps them), not what earlier tests rendered into or
         disabled in the sandbox's /etc: they go into the upper layer of the node's /etc overlay
         (lab/node-init.sh), /etc/glance as an opaque directory."""
-        saved = Path(os.environ.get("GLANCE_HA_SANDBOX_DIR", "/nonexistent"), "glance-package-etc.tar")
-        if not saved.is_file():
-            return
-        upper = d / "cow/etc/upper"
-        upper.mkdir(parents=True, exist_ok=True)
-        run(["tar", "-C", str(upper), "--strip-components=1", "-xpf", str(saved)])
-        if (upper / "glance").is_dir():
-            os.setxattr(upper / "glance", "trusted.overlay.opaque", b"y")
+        sandbox = Path(os.environ.get("GLANCE_HA_SANDBOX_DIR", "/nonexistent"))
+        saved = sandbox / "glance-package-etc.tar"
+        if saved.is_file():
+            upper = d / "cow/etc/upper"
+            upper.mkdir(parents=True, exist_ok=True)
+            run(["tar", "-C", str(upper), "--strip-components=1", "-xpf", str(saved)])
+            if (upper / "glance").is_dir():
+                os.setxattr(upper / "glance", "trusted.overlay.opaque", b"y")
+        # Nor does it have the OCF providers earlier tests installed into the sandbox (the project's
+        # agent): each is an empty opaque directory in the upper layer of the node's OCF overlay.
+        providers = sandbox / "ocf-providers"
+        if providers.is_file():
+            known = set(providers.read_text().split())
+            upper = d / "cow/ocf/upper"
+            for name in sorted(set(os.listdir(OCF_ROOT)) - known):
+                (upper / name).mkdir(parents=True, exist_ok=True)
+                os.setxattr(upper / name, "trusted.overlay.opaque", b"y")
 
     def _minion_conf(self, n: int) -> dict:
         return {"id": self.node_name(n), "master": self.svc_addr, "ipv6": False,

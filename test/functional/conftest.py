@@ -54,7 +54,9 @@ class DebugLog:
 
     def text(self, marker):
         """The log's text, after proving it holds the run's debug output: it is not empty and a DEBUG
-        line of the run contains ``marker``; otherwise the caller's "secret not in log" would be vacuous."""
+        line of the run contains ``marker``; otherwise the caller's "secret not in log" would be vacuous.
+        Shown failing: with debug_log's handler at INFO, test_secrets_never_in_output_or_log fails with
+        ``minion.log: no DEBUG line containing 'salt://glance_ha/config/init.sls'``."""
         text = self.path.read_text(encoding="utf-8", errors="replace")
         assert text, f"{self.path} is empty"
         assert any(" DEBUG " in line and marker in line for line in text.splitlines()), \

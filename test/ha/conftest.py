@@ -292,7 +292,8 @@ def baseline(request, lab, first_apply, ledger, token):
 INT_VIP, PUB_VIP = "p_ip_glance-api", "p_ip_glance-api-public"
 PUB_COLOCATION = f"col_{PUB_VIP}_with_{INT_VIP}"
 CONSTRAINTS = {f"col_{RESOURCE}_with_{INT_VIP}", f"ord_{INT_VIP}_before_{RESOURCE}", PUB_COLOCATION,
-               f"ord_{PUB_VIP}_before_{RESOURCE}"}
+               f"ord_{PUB_VIP}_before_{RESOURCE}", f"ord_{RESOURCE}_stops_before_{INT_VIP}",
+               f"ord_{RESOURCE}_stops_before_{PUB_VIP}"}
 
 
 def cib(lab, n=None):
@@ -316,6 +317,16 @@ def catalog(lab, token):
     return len(services), sorted(eps)
 
 
+# Elements whose `id` names another object (an IDREF in Pacemaker's schemas: tag members, resource-set
+# members, ACL roles): not ids of their own, so not counted as duplicates.
+REFERENCES = {"obj_ref", "resource_ref", "role", "role_ref"}
+
+
+def object_ids(root):
+    """Every id an element of <configuration> holds as its own (references excluded), in document order."""
+    return [e.get("id") for e in root.find("configuration").iter() if e.get("id") and e.tag not in REFERENCES]
+
+
 def assert_consistent(lab, token, corrected=True):
     """Exactly one set of the formula's CIB objects (three primitives, the VIPs once each, no duplicate
     constraint or id), `crm_verify -L` clean, one image service with no duplicate endpoint; with
@@ -330,8 +341,10 @@ def assert_consistent(lab, token, corrected=True):
     content = collections.Counter(
         (c.tag, tuple(sorted((k, v) for k, v in c.attrib.items() if k not in ("id", "score")))) for c in cons)
     assert max(content.values()) == 1, content
-    ids = [e.get("id") for e in root.find("configuration").iter() if e.get("id")]
+    ids = object_ids(root)
     assert len(ids) == len(set(ids)), [i for i, c in collections.Counter(ids).items() if c > 1]
+    tagged = [ref.get("id") for ref in root.iterfind("configuration/tags/tag[@id='glance_ha']/obj_ref")]
+    assert sorted(tagged) == sorted(CONSTRAINTS | {RESOURCE, INT_VIP, PUB_VIP}), tagged  # the formula's own
     assert lab.exec(lab.live_nodes()[0], ["crm_verify", "-L"], check=False).returncode == 0
     services, eps = catalog(lab, token)
     assert services == 1

@@ -11,16 +11,22 @@ resource's own parameters, the level overridden), with the service stopped:
                                   counts as unreachable (a glance-only database outage would fail it)
   RabbitMQ       pass      pass   pass (listing images sends no notification)
 
-And in the cluster (the lab's configured level, http): over a whole monitor period with the service
-down glance-api is neither restarted nor moved and its fail count stays put, so it cannot flap
-between nodes. The image API answers without hanging: Keystone down -> known tokens still work
+And in the cluster (the lab's configured level, http): the cluster's own recurring monitor, seen
+running with the service down (strace on pacemaker-execd: its execve of the agent and its exit
+status), passes; glance-api is neither restarted nor moved and its fail count stays put, so it
+cannot flap between nodes. The image API answers without hanging: Keystone down -> known tokens still work
 (keystonemiddleware's cache), unknown ones get 401; MariaDB down -> 500; RabbitMQ down -> uploads
 succeed (notifications are best effort, messaging:retry 0, the default) and notifications flow again once
 RabbitMQ is back.
 """
 
+import os
+import re
+import subprocess
+import threading
 import time
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -73,6 +79,78 @@ def monitor_credentials(lab, baseline):
     lab.exec(baseline.n, ["rm", "-f", CREDS], check=False)
 
 
+def host_pid(lab, n, comm):
+    """The host's PID of the process named `comm` in controller n's pid namespace."""
+    ns = os.readlink(f"/proc/{lab.init_pid(n)}/ns/pid")
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and (d / "comm").read_text().strip() == comm and os.readlink(d / "ns/pid") == ns:
+                return int(d.name)
+        except OSError:
+            continue
+    raise AssertionError(f"no {comm} in {lab.node_name(n)}")
+
+
+class RecurringMonitors:
+    """Pacemaker's executor on controller n running RESOURCE's recurring monitor, seen from outside:
+    strace follows pacemaker-execd's children and reports each execve of the agent with the action
+    `monitor` for RESOURCE and a non-zero OCF_RESKEY_CRM_meta_interval (a probe has none), then
+    that process's exit status. Nothing in the agent or the cluster changes. Only monitors started
+    after the watch began are seen (strace follows new children only)."""
+
+    EXECVE = re.compile(r'^\[pid\s+(\d+)\] execve\("[^"]*/glance-api", \[[^\]]*"monitor"\], \[(.*)')
+    EXIT = re.compile(r"^\[pid\s+(\d+)\] \+\+\+ (?:exited with (\d+)|killed by (\S+))")
+
+    def __init__(self, lab, n):
+        self.t0 = time.monotonic()
+        self.started, self.done, self.notes = {}, [], []
+        self.cond = threading.Condition()
+        # -v -s 64: the environment, for the interval; lines are parsed here, never printed.
+        self.proc = subprocess.Popen(
+            ["strace", "-f", "-q", "-v", "-s", "64", "-e", "trace=execve", "-e", "signal=none",
+             "-p", str(host_pid(lab, n, "pacemaker-execd"))],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stderr:
+            with self.cond:
+                m = self.EXECVE.match(line)
+                if m:
+                    interval = re.search(r'"OCF_RESKEY_CRM_meta_interval=(\d+)"', m.group(2))
+                    if f'"OCF_RESOURCE_INSTANCE={RESOURCE}"' in m.group(2) and interval and int(interval[1]):
+                        self.started[m.group(1)] = time.monotonic() - self.t0
+                elif (m := self.EXIT.match(line)) and m.group(1) in self.started:
+                    self.done.append({"started": self.started.pop(m.group(1)),
+                                      "rc": int(m.group(2)) if m.group(2) else m.group(3)})
+                elif line.startswith("strace:"):
+                    self.notes.append(line.strip())
+                self.cond.notify_all()
+        with self.cond:
+            self.notes.append(f"strace exited (rc {self.proc.wait()})")
+            self.cond.notify_all()
+
+    def wait(self, timeout):
+        """The first recurring monitor that ran to its end since the watch began: {'started': s after
+        the watch began, 'rc': exit status or the signal that killed it}. Fails after `timeout` s."""
+        with self.cond:
+            if not self.cond.wait_for(lambda: self.done or self.proc.poll() is not None, timeout):
+                pytest.fail(f"no recurring monitor of {RESOURCE} ran to its end within {timeout:.0f} s "
+                            f"(started, not finished: {len(self.started)}; strace: {self.notes})")
+            assert self.done, f"strace on pacemaker-execd ended: {self.notes}"
+            return self.done[0]
+
+    def close(self):
+        self.proc.terminate()  # strace detaches from pacemaker-execd and its children
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.reader.join(5)
+
+
 def images_url(lab):
     return lab.image_url(public=True) + "/v2/images"
 
@@ -87,7 +165,7 @@ def test_service_stopped(lab, baseline, monitor_credentials, ledger, token, serv
     node, n = baseline.active, baseline.n
     levels = EXPECTED[service]
     assert {lvl: agent_monitor(lab, n, lvl)[0] for lvl in levels} == {lvl: OCF_SUCCESS for lvl in levels}
-    params, interval, _ = resource_params(lab, n)
+    params, interval, timeout_ms = resource_params(lab, n)
     pid, fails = glance_pid(lab, n), lab.failcount(RESOURCE, node)
     amqp = lab.secret["rabbit_amqp_url"]
     if service == "rabbitmq":
@@ -95,8 +173,9 @@ def test_service_stopped(lab, baseline, monitor_credentials, ledger, token, serv
     # the token is now known to glance (validated by Keystone, cached by keystonemiddleware)
     assert lab.client_call("request", url=images_url(lab), token=token)["status"] == 200
     lab.service(service, "stop")
-    t_down = time.monotonic()
+    monitors = None
     try:
+        monitors = RecurringMonitors(lab, n)  # from now on: monitors started with the service down
         verdicts = {lvl: agent_monitor(lab, n, lvl) for lvl in EXPECTED[service]}
         assert {lvl: v[0] for lvl, v in verdicts.items()} == EXPECTED[service], verdicts
         if service != "rabbitmq":
@@ -115,14 +194,17 @@ def test_service_stopped(lab, baseline, monitor_credentials, ledger, token, serv
             ledger.add("rabbitmq-down")  # create + data upload succeed, notifications are dropped
             assert list_status(lab, token) == 200
 
-        # A whole monitor period (the cluster's own monitor, configured level) passes with the
-        # service down: no failure recorded, glance-api neither restarted nor moved.
-        time.sleep(max(0.0, interval + 3 - (time.monotonic() - t_down)))
+        # The cluster's own recurring monitor (configured level) runs with the service down and
+        # passes: no failure recorded, glance-api neither restarted nor moved.
         assert params["monitor_level"] == "http"
+        ran = monitors.wait(interval + timeout_ms / 1000 + 5)
+        assert ran["rc"] == OCF_SUCCESS, ran
         assert lab.failcount(RESOURCE, node) == fails
         assert lab.locate(RESOURCE) == [node]
         assert glance_pid(lab, n) == pid
     finally:
+        if monitors:
+            monitors.close()
         lab.service(service, "start")
 
     wait_for("the image API", lambda: lab.client_call("request", url=images_url(lab), token=token,

@@ -3,6 +3,8 @@
 import collections
 import xml.etree.ElementTree as ET
 
+from test.ha.conftest import object_ids
+
 RESOURCE = "p_glance-api"
 
 
@@ -35,8 +37,8 @@ def test_one_set_of_pacemaker_objects(lab, first_apply):
         (c.tag, tuple(sorted((k, v) for k, v in c.attrib.items() if k not in ("id", "score"))))
         for c in cib.find(".//constraints"))
     assert cons and max(cons.values()) == 1, cons
-    ids = [e.get("id") for e in cib.find("configuration").iter() if e.get("id")]
-    assert len(ids) == len(set(ids))
+    ids = object_ids(cib)
+    assert len(ids) == len(set(ids)), [i for i, c in collections.Counter(ids).items() if c > 1]
 
 
 def test_one_set_of_endpoints(lab, token, first_apply):

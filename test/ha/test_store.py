@@ -167,7 +167,7 @@ def test_controller_without_its_share(lab, baseline, token, ledger):
         rebind_share(lab, m)
 
 
-@pytest.mark.parametrize("level", ["http", "process"])
+@pytest.mark.parametrize("level", ["http", "process", "api"])
 def test_hung_share(lab, baseline, token, ledger, level):
     ledger.add(f"before-hang-{level}")
     target = ledger.images[-1]["id"]

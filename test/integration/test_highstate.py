@@ -67,7 +67,11 @@ def test_highstate_cycle(salt_cli, salt_minion, set_pillar, highstate_top, examp
     (rc 0, every state True, the cluster objects in the CIB, the image service and its three
     endpoints in Keystone), a second highstate with zero changes; no pillar secret in the returns,
     the minion's DEBUG log, a command line sampled during the runs (shown in step: the run's
-    crm_verify was among them), or any file under /etc, /var or the OCF dir that others may read."""
+    crm_verify was among them), or any file under /etc, /var or the OCF dir that others may read.
+    Shown failing: a ``log.debug("writing %s: %s", path, text)`` in _states/glance_ha.py's ``_write``
+    fails with ``assert 'glance-db-secret' not in '[2026-11-30 ... DEBUG ...'`` (the minion log);
+    /etc/glance at 0755 with the credentials file at 0644 fails with ``assert
+    ['/etc/glance/ocf-credentials'] == []`` (the sweep)."""
     pillar = on_this_host(example_pillar if which == "example" else site_pillar, keystone, cib_file)
     set_pillar(pillar)
     wipe(CONF, AGENT)

@@ -306,3 +306,23 @@ def test_own_marks_the_declared_objects_and_removes_the_undeclared_owned_ones():
     assert cib.find_by_id(txn.target, "formula") is None and cib.find_by_id(txn.target, "p_other") is not None
     with pytest.raises(stage.PcmkError, match="already used by a <primitive>"):
         stage.begin(HAND).own("p_other")
+
+
+def test_a_deleted_owned_object_is_recreated_despite_its_reference_in_the_tag():
+    """An administrator deletes an owned constraint (cibadmin --delete leaves the tag's <obj_ref>): the next
+    run re-creates it; the reference is not mistaken for an object using the id (shown failing when
+    find_by_id matched <obj_ref>: "the id 'col_p' is already used by a <obj_ref>")."""
+    txn = stage.begin(EMPTY)
+    txn.stage("primitive", "p_vip", **VIP)
+    txn.stage("primitive", "p_other", agent="ocf:heartbeat:Dummy")
+    txn.stage("colocation", "col_p", rsc="p_other", with_rsc="p_vip", score="INFINITY")
+    txn.own("formula")
+    deleted = txn.target_xml().replace('<rsc_colocation id="col_p" rsc="p_other" with-rsc="p_vip" score="INFINITY" />', "")
+    assert "<rsc_colocation" not in deleted and '<obj_ref id="col_p" />' in deleted
+    txn = stage.begin(deleted)
+    txn.stage("primitive", "p_vip", **VIP)
+    txn.stage("primitive", "p_other", agent="ocf:heartbeat:Dummy")
+    txn.stage("colocation", "col_p", rsc="p_other", with_rsc="p_vip", score="INFINITY")
+    txn.own("formula")
+    assert set(txn.changes) == {"col_p"} and txn.changes["col_p"]["old"] is None
+    assert cib.find_by_id(txn.target, "col_p").tag == "rsc_colocation"

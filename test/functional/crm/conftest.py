@@ -34,7 +34,9 @@ def pacemaker_tools():
 def glance_agent(formula_root, pacemaker_tools):
     """ocf:openstack:glance-api installed in the sandbox: the project's agent, byte for byte, with its
     meta-data readable through crm_resource (parameters are validated against it). There is no
-    fallback: a stand-in here would let the tests pass against an agent the formula never ships."""
+    fallback: a stand-in here would let the tests pass against an agent the formula never ships.
+    Shown failing: with the agent's ``meta-data`` action exiting 1, every test using it errors here with
+    ``AssertionError: the project's agent gives no meta-data through crm_resource: ... failed``."""
     if os.environ.get("GLANCE_HA_SANDBOX") != "1":
         pytest.skip("run inside scripts/sandbox: the agent goes into a copy-on-write /usr/lib/ocf")
     OCF_DIR.mkdir(parents=True, exist_ok=True)

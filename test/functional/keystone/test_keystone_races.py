@@ -13,6 +13,7 @@ import pytest
 
 from lab.httpcount import CountingProxy, _Handler
 from test.functional.conftest import minion_config
+from test.functional.keystone.conftest import ADMIN, INTERNAL, PUBLIC
 from test.functional.keystone.test_catalog_states import image_endpoints
 
 SALT_CALL = os.path.join(os.path.dirname(os.path.abspath(__import__("sys").executable)), "salt-call")
@@ -40,6 +41,12 @@ def proxy(keystone, hold=lambda m, p: 0, before=lambda m, p: None):
     p.server.RequestHandlerClass = _Held
     p.server.hooks = {"hold": hold, "before": before}
     return p
+
+
+def requests_log(counting):
+    """The proxy's requests as (method, path without the query, status); a token request is
+    ``/v3/auth/tokens?nocatalog``."""
+    return [(m, q.split("?")[0], status) for m, q, status in counting.requests]
 
 
 def is_services_post(method, path):
@@ -72,6 +79,56 @@ def test_write_not_repeated_after_a_read_timeout(kc_states, kc_auth, keystone, c
     assert [s["id"] for s in clean_image.services("image")] == [svc["id"]]
 
 
+def other_writer_wins(catalog, mine):
+    """What the other writer of a race does to this run's service ``mine``: its own image service named
+    glance, with an id lower than ``mine`` (created until Keystone's random id is lower), kept; ``mine``
+    deleted, with its endpoints (Keystone's service delete takes them along)."""
+    for _ in range(64):
+        other = catalog.create_service("glance", "image")
+        if other["id"] < mine["id"]:
+            break
+        catalog.ks.request("DELETE", f"/v3/services/{other['id']}")
+    else:
+        pytest.skip(f"Keystone gave no id below {mine['id']} in 64 services")
+    assert catalog.ks.request("DELETE", f"/v3/services/{mine['id']}")[0] == 204
+    return other
+
+
+@pytest.mark.parametrize("when", ["before its first create", "before its read after the creates"])
+def test_endpoints_follow_the_service_the_other_writer_keeps(kc_states, kc_auth, keystone, clean_image, when):
+    """While endpoints_present writes, another writer keeps its own (lower id) service and deletes this
+    run's one: before the first POST /v3/endpoints (Keystone refuses it, HTTP 400), or after the three
+    creates (Keystone deletes them with the service). The run reads the services again and creates
+    the endpoints under the service that stays: one image service, three endpoints under it, result
+    True. Shown failing against the states before the rule (`git checkout a6c0724 -- _states _utils`):
+    an HTTP 400 error, or three endpoints reported under a service that no longer exists."""
+    mine = clean_image.create_service("glance", "image")
+    done = {}
+
+    def before(method, path):
+        path = path.split("?")[0]
+        if done:
+            return
+        first_post = method == "POST" and path == "/v3/endpoints"
+        verify = method == "GET" and path == "/v3/endpoints" and len(clean_image.endpoints(mine["id"])) == 3
+        if (first_post if when.startswith("before its first") else verify):
+            done["other"] = other_writer_wins(clean_image, mine)
+
+    with proxy(keystone, before=before) as p:
+        ret = kc_states.keystone_catalog.endpoints_present(
+            name="glance", service_type="image", region=keystone.region, public=PUBLIC, internal=INTERNAL,
+            admin=ADMIN, **dict(kc_auth, auth_url=p.url + "/v3"))
+        log = [x for x in requests_log(p) if x[1] != "/v3/auth/tokens"]
+    assert done, log
+    assert ret.result is True, ret.comment
+    eps, svc = image_endpoints(clean_image)
+    assert svc["id"] == done["other"]["id"] and sorted(eps) == ["admin", "internal", "public"]
+    assert {i: c["new"]["id"] for i, c in ret.changes.items() if i in eps} == {i: e["id"] for i, e in eps.items()}
+    if when.startswith("before its first"):
+        assert ("POST", "/v3/endpoints", 400) in log, log
+    assert [x[:2] for x in log].count(("POST", "/v3/endpoints")) == (4 if "first" in when else 6), log
+
+
 @pytest.fixture
 def two_roots(kc_minion_root, tmp_path, formula_root, state_tree):
     """kc-minion's root and a copy of it (same id and pillar, own cache and locks): two writers."""
@@ -83,14 +140,17 @@ def two_roots(kc_minion_root, tmp_path, formula_root, state_tree):
     return [kc_minion_root, other]
 
 
-@pytest.mark.xfail(strict=True, reason="two writers at once both create the missing endpoints (and the "
-                   "service): the formula relies on the one writer; measured: 6 POST /v3/endpoints")
 def test_two_writers_at_once_one_service_three_endpoints(two_roots, keystone, clean_image):
     """Two salt-call processes (two minion roots of the same id: no shared cache or lock) apply
-    glance_ha.endpoints at the same moment, both the writer. The proxy holds every read of the image service until both
-    runs have sent theirs, so both decide on the same empty catalog (the request log proves it: two
-    GET /v3/services before the first write). Afterwards Keystone holds one image service with exactly
-    one endpoint per interface, and a third run changes nothing."""
+    glance_ha.endpoints at the same moment, both the writer. The proxy holds every read of the image
+    service until both runs have sent theirs, so both decide on the same empty catalog (the request
+    log proves it: two GET /v3/services before the first write, and two POST /v3/services). Both
+    runs succeed, converging on the lowest ids (doc/keystone_catalog.md, "Two writers at once");
+    afterwards Keystone holds one image service with exactly one endpoint per interface, and a third
+    run changes nothing.
+
+    Shown failing against the states before that rule (`git checkout a6c0724 -- _states _utils`):
+    2 image services and 6 POST /v3/endpoints, one service's endpoints per run."""
     gate, lock, seen = threading.Event(), threading.Lock(), []
 
     def before(method, path):
@@ -108,17 +168,20 @@ def test_two_writers_at_once_one_service_three_endpoints(two_roots, keystone, cl
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for root in two_roots]
         outs = [p.communicate(timeout=240) for p in procs]
-        log = [(m, p.split("?")[0], s) for m, p, s in both.requests if not p.endswith("/auth/tokens")]
+        log = [x for x in requests_log(both) if x[1] != "/v3/auth/tokens"]
     assert gate.is_set(), f"the two runs never read at the same time: {log}"
     first_write = next(i for i, (m, _p, _s) in enumerate(log) if m != "GET")
     assert [x[:2] for x in log[:first_write]].count(("GET", "/v3/services")) >= 2, log
+    assert [x[:2] for x in log].count(("POST", "/v3/services")) == 2, log
     rets = [json.loads(out)["local"] for out, _err in outs]
     failures = [s["comment"] for r in rets for s in r.values() if s["result"] is not True]
-    eps, _svc = image_endpoints(clean_image)
+    eps, svc = image_endpoints(clean_image)
     assert sorted(eps) == ["admin", "internal", "public"], (eps, failures)
-    assert len(clean_image.services("image")) == 1
-    # a losing run may fail, but only saying why (no duplicate, no half-written catalog)
-    print("failures of the two runs:", failures)
+    assert [s["id"] for s in clean_image.services("image")] == [svc["id"]]
+    # both runs succeed, both created a service; the one that lost says what it deleted again
+    assert not failures, failures
+    assert all(r[k]["changes"] for r in rets for k in r if "_|-glance_ha-keystone-service_|-" in k), rets
+    print("the two runs:", [{k.split("_|-")[1]: (v["comment"]) for k, v in r.items()} for r in rets])
     with proxy(keystone) as calm:
         override = json.dumps({"glance_ha": {"keystone": {"auth_url": calm.url + "/v3"}}})
         third = subprocess.run([SALT_CALL, "--local", "-c", str(two_roots[0]), "--out=json", "state.sls",
