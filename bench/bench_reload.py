@@ -33,19 +33,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench_failover import percentile  # bench/ is sys.path[0] when a bench runs
+
 from lab.lab import Lab, LabError
 from lab.probes import wait_for
 
 RESOURCE = "p_glance-api"
-
-
-def percentile(values, q):
-    s = sorted(values)
-    if not s:
-        return math.nan
-    pos = (len(s) - 1) * q
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
 def pillar(debug=False, timeout=5, workers=1, password=None):
