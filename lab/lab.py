@@ -20,7 +20,8 @@ lab's state file and its life cycle (preflight, up, cleanup, down).
 
 STONITH is disabled in the lab only (a node "crash" here cannot be fenced unless enable_fencing() is
 on); real sites must fence. Env: LAB_PREFIX (gl), LAB_NET (198.51.100.0/24), LAB_RUN (lab/run/<prefix>),
-LAB_TOKEN (corosync token in ms, 1000), LAB_CONTROLLERS (3 to 5; default 3).
+LAB_TOKEN (corosync token in ms, 1000), LAB_CONTROLLERS (3 to 5; default 3), LAB_MODE (the pillar's
+cluster:mode, active-passive; set_mode() changes it on a running lab).
 """
 
 from __future__ import annotations
@@ -46,13 +47,14 @@ from lab.topology import Topology, check_range, remove_empty_namespaces
 
 __all__ = ["VENV", "VENV_OS", "Lab", "LabError", "remove_empty_namespaces"]
 MIN_CONTROLLERS, MAX_CONTROLLERS = 3, 5
+MODES = ("active-passive", "active-active")
 
 
 class Lab(Topology, Nodes, Fencing, ServicesNamespace, Probes):
     """One lab: namespaces, processes and state under run_dir (see the module docstring)."""
 
     def __init__(self, prefix: str | None = None, net: str | None = None, run_dir=None, nodes: int | None = None,
-                 token: int | None = None, tied: bool = False, log=None):
+                 token: int | None = None, tied: bool = False, log=None, mode: str | None = None):
         self.prefix = prefix or os.environ.get("LAB_PREFIX", "gl")
         if not re.fullmatch(r"[a-z][a-z0-9]{0,7}", self.prefix):
             raise LabError(f"prefix {self.prefix!r}: 1-8 lowercase letters/digits (interface names <= 15)")
@@ -64,6 +66,9 @@ class Lab(Topology, Nodes, Fencing, ServicesNamespace, Probes):
             raise LabError(f"{nodes} controllers: the lab runs {MIN_CONTROLLERS} to {MAX_CONTROLLERS}")
         self.nodes = nodes
         self.token = int(token or os.environ.get("LAB_TOKEN", "1000"))
+        mode = mode or os.environ.get("LAB_MODE", "active-passive")
+        if mode not in MODES:
+            raise LabError(f"mode {mode!r}: one of {', '.join(MODES)}")
         self.run_dir = Path(run_dir or os.environ.get("LAB_RUN") or LAB_DIR / "run" / self.prefix).resolve()
         self.tied = tied  # the lab dies with this Python process (pytest); the CLI leaves it running
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -73,7 +78,7 @@ class Lab(Topology, Nodes, Fencing, ServicesNamespace, Probes):
         self.fenced: list[tuple[str, float]] = []  # (node, time.monotonic()) of every fence carried out
         self.timings: dict[str, float] = {}
         self.state: dict = {"prefix": self.prefix, "net": str(self.net), "nodes": nodes,
-                            "token": self.token, "procs": {}}
+                            "token": self.token, "mode": mode, "procs": {}}
 
     # ---- state file ------------------------------------------------------------------------
     @property

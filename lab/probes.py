@@ -45,14 +45,15 @@ class Probes:
         return self.exec(n, ["crm_mon", "-1", "-r"], check=False, timeout=30).stdout
 
     def cluster_status(self, n: int | None = None) -> dict:
-        """{'dc': name or None, 'online': [...], 'resources': {id: [nodes where active]}}."""
+        """{'dc': name or None, 'online': [...], 'resources': {id: [nodes where active]}}; a cloned
+        primitive's id lists the nodes of all its active instances."""
         root = self.crm_mon_xml(n)
         dc = root.find("./summary/current_dc")
         online = [e.get("name") for e in root.iterfind("./nodes/node") if e.get("online") == "true"]
         res: dict[str, list[str]] = {}
-        for r in root.iter("resource"):
-            res[r.get("id")] = [e.get("name") for e in r.iterfind("node")
-                                if r.get("active") == "true" and r.get("failed") != "true"]
+        for r in root.iter("resource"):  # a clone lists one <resource> of the same id per instance
+            res.setdefault(r.get("id"), []).extend(e.get("name") for e in r.iterfind("node")
+                                                   if r.get("active") == "true" and r.get("failed") != "true")
         return {"dc": dc.get("name") if dc is not None and dc.get("present") == "true" else None,
                 "online": online, "resources": res}
 

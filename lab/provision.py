@@ -100,8 +100,20 @@ class ServicesNamespace:
             "admin_password": s["keystone_admin"], "glance_password": s["keystone_glance"],
             "db_admin_user": DB_ADMIN, "db_admin_password": s["db_admin"],
             "gunicorn": str(VENV_OS / "bin/gunicorn"), "venv_os": str(VENV_OS),
+            "mode": self.state.get("mode", "active-passive"),
         }
         write_atomic(self.run_dir / "pillar/lab_run.yaml", json.dumps(data, indent=1) + "\n")
+
+    @property
+    def mode(self) -> str:
+        """The pillar's cluster:mode (active-passive or active-active)."""
+        return self.state.get("mode", "active-passive")
+
+    def set_mode(self, mode: str) -> None:
+        """Change the pillar's cluster:mode; the next state run applies it (one CIB transaction)."""
+        self.state["mode"] = mode
+        self._save()
+        self.write_pillar()
 
     # ---- the namespace and its master ----------------------------------------------------------
     def _start_svc(self) -> None:

@@ -47,6 +47,7 @@ glance_ha:
     # a download on a hung share fails after 10 s (test/ha/test_store.py measures it)
     timeout: 10
   cluster:
+    mode: {{ run.get('mode', 'active-passive') }}
     monitor:
       interval: 10s
       timeout: 30s
