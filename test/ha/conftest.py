@@ -264,6 +264,33 @@ class VipWatch:
         return out
 
 
+class Poller:
+    """lab/client.py `poll` through the public VIP: a request every 100 ms, 2 s timeout."""
+
+    def __init__(self, lab, token):
+        self.lab, self.token = lab, token
+        base = lab.run_dir / f"poll-{secrets.token_hex(3)}"
+        self.stop, self.ready = Path(f"{base}.stop"), Path(f"{base}.ready")
+
+    def __enter__(self):
+        self.job = self.lab.client_start("poll", url=self.lab.image_url(True) + "/v2/images", token=self.token,
+                                         interval=0.1, timeout=2, stop=str(self.stop), ready=str(self.ready),
+                                         duration=900)
+        wait_for("the poller's first answer", self.ready.exists, 30, 0.05)
+        return self
+
+    def __exit__(self, *exc):
+        time.sleep(0.5)
+        self.stop.touch()
+        self.polls = self.lab.client_finish(self.job, timeout=120)["polls"]
+        self.failed = [p for p in self.polls if p[2] != 200]
+        self.stop.unlink(missing_ok=True)
+        self.ready.unlink(missing_ok=True)
+
+    def summary(self):
+        return f"{len(self.failed)} failed of {len(self.polls)} requests"
+
+
 def tracked(mode: str) -> str:
     """The resource whose node a fault hits: glance-api itself in active-passive; in active-active,
     where glance runs everywhere, the public VIP (the node the clients' requests go to)."""
@@ -358,14 +385,17 @@ def switch_mode(lab, mode):
     the new mode. Prints the VIP holders over time."""
     epoch = int(cib(lab).get("epoch"))
     lab.set_mode(mode)
-    with VipWatch(lab) as watch:
+    with Poller(lab, lab.admin_token()) as poll, VipWatch(lab) as watch:
         t0 = time.monotonic()
         rc, data = apply_all(lab)
         lab.wait_settled(180)
+        wait_for("the image API through the VIP", lambda: lab.client_call(
+            "request", url=f"{lab.image_url(True)}/v2/images", token=poll.token, request_timeout=5)["status"] == 200,
+            120, 0.5)
     failed = {m: [s.get("__id__") for s in r.values() if s.get("result") is not True] if isinstance(r, dict)
               else [str(r)[:300]] for m, r in data.items()}
     assert rc == 0 and not any(failed.values()), f"switch to {mode}: {failed}"
-    print(f"switch to {mode}, VIP holders over time:", watch.changes(t0))
+    print(f"switch to {mode}: {poll.summary()}, VIP holders over time:", watch.changes(t0))
     assert int(cib(lab).get("epoch")) == epoch + 1, "the switch is one CIB write"
     assert watch.samples and all(len(h) <= 1 for _t, hs in watch.samples for h in hs.values()), watch.changes(t0)
     restore(lab)

@@ -5,6 +5,7 @@ downloads with the same sha256 after the fault).
   - glance-api SIGKILLed on the active controller: restarted in place by the monitor, fail count +1
   - the active controller crashes: both VIPs and glance-api move together; it returns, no fail-back
   - standby of the active controller; clean stop of Pacemaker on it (corosync keeps running)
+  - every CPU busy on the active controller: nothing fails over, nobody is fenced
   - partition of the active controller: the minority loses quorum and stops glance-api and its VIPs;
     without fencing (the lab's default) no node the network can reach ever holds the VIP twice; with
     the lab's fence agent on, no node at all holds it twice at any poll (the majority fences first)
@@ -17,11 +18,13 @@ running, and the other instances are never touched (same PIDs); a node that come
 instance again, and the VIPs stay where they are (stickiness).
 """
 
+import os
 import time
 
 from test.ha.conftest import (
     PIDFILE,
     RESOURCE,
+    Poller,
     VipWatch,
     cib,
     glance_pid,
@@ -254,4 +257,49 @@ def test_partition_with_fencing_never_two_vip_holders(lab, baseline, ledger, tok
     lab.wait_cluster(120)
     lab.wait_settled(120)
     assert_together_on(lab, new)
+    assert ledger.verify() == []
+
+
+def ring_id(lab, n):
+    """Corosync's ring id on controller n: it changes with every membership change."""
+    out = lab.exec(n, ["corosync-quorumtool", "-s"]).stdout
+    return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Ring ID"))
+
+
+def test_busy_active_node_is_not_failed_over(lab, baseline, ledger, token, cluster_mode):
+    """A busy node must not be fenced or failed over for being slow. Every CPU of the machine kept
+    busy (two busy loops per CPU inside the active controller; the host's CPUs are what all the lab's
+    controllers share) for three monitor intervals plus the token, with the lab's detection settings
+    (corosync token 1000 ms, monitor 10 s) and fencing ON: no membership change (corosync's ring id
+    unchanged on every node), nobody fenced, glance-api's fail count, placement and PID unchanged,
+    the VIPs where they were. Corosync runs with a real-time scheduling policy (checked), which is what
+    keeps its token moving on a busy node (doc/ha.md, "Detection")."""
+    node, n = baseline.active, baseline.n
+    policy = lab.exec(n, ["sh", "-c", "chrt -p $(pidof corosync)"]).stdout
+    assert "SCHED_RR" in policy, policy
+    lab.enable_fencing()
+    lab.wait_settled(120)
+    rings = {x: ring_id(lab, x) for x in lab.node_range}
+    fenced, fails, pid, before = len(lab.fenced), lab.failcount(RESOURCE, node), glance_pid(lab, n), holders(lab)
+    root = cib(lab)
+    interval = int(root.find(f".//primitive[@id='{RESOURCE}']/operations/op[@name='monitor']").get("interval")
+                   .rstrip("s"))
+    seconds = 3 * interval + lab.token // 1000 + 2
+    hogs = 2 * (os.cpu_count() or 1)
+    # each loop ends by itself (timeout), inside the controller's pid namespace
+    loop = "while :; do :; done"
+    lab.exec(n, ["sh", "-c", (f"for i in $(seq {hogs}); do setsid -f timeout {seconds} sh -c '{loop}' "
+                              "</dev/null >/dev/null 2>&1; done")])
+    busy = lab.exec(n, ["pgrep", "-c", "-f", f"^sh -c {loop}$"], check=False).stdout.strip()
+    assert busy == str(hogs), busy
+    with Poller(lab, token) as poll:
+        wait_for("the busy loops to end", lambda: lab.exec(
+            n, ["pgrep", "-f", f"^sh -c {loop}$"], check=False).returncode != 0, seconds + 30, 1)
+    print(f"{hogs} busy loops for {seconds} s on {node}: {poll.summary()}")
+    lab.wait_settled(120)
+    assert {x: ring_id(lab, x) for x in lab.node_range} == rings
+    assert len(lab.fenced) == fenced
+    assert lab.failcount(RESOURCE, node) == fails and glance_pid(lab, n) == pid
+    assert sorted(lab.locate(RESOURCE)) == baseline.instances and holders(lab) == before
+    lab.disable_fencing()
     assert ledger.verify() == []
