@@ -333,12 +333,12 @@ def restore(lab):
         lab.heal(n)
     if lab.fencing_enabled:
         lab.disable_fencing()
+    booted = [n for n in lab.node_range if not lab.is_running(n)]
+    for n in booted:
+        lab.start(n, wait=False)
+    # a node that kept running with Pacemaker stopped (its boot starts it on the others)
     for n in lab.node_range:
-        if not lab.is_running(n):
-            lab.start(n, wait=False)
-    lab.wait_cluster(120)
-    for n in lab.node_range:
-        if lab.exec(n, ["pgrep", "-x", "pacemakerd"], check=False).returncode != 0:
+        if n not in booted and lab.exec(n, ["pgrep", "-x", "pacemakerd"], check=False).returncode != 0:
             start_pacemaker(lab, n)
     lab.wait_cluster(120)
     first = lab.live_nodes()[0]

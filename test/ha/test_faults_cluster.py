@@ -175,7 +175,7 @@ def test_clean_stop_of_pacemaker_on_the_active_node(lab, baseline, ledger, token
     # the node itself is still up: corosync runs, only Pacemaker (and what it ran) stopped
     assert lab.exec(n, ["corosync-cfgtool", "-s"], check=False).returncode == 0
     assert node not in lab.glance_nodes()
-    assert_together_on(lab, new, instances=sorted(others))
+    assert_together_on(lab, new, instances=sorted(others), on=other)
     untouched(lab, others)
     assert ledger.verify() == []
 
