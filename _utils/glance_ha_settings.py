@@ -53,6 +53,11 @@ DB_DRIVERS = ("mysql+pymysql", "postgresql", "postgresql+psycopg2")
 NOTIFY_DRIVERS = ("messagingv2", "messaging", "noop", "log")
 MONITOR_LEVELS = ("process", "http", "healthcheck", "api")
 CLUSTER_MODES = ("active-passive", "active-active")
+# The primitive's migration-threshold when ``cluster:meta`` does not set it. In active-passive a killed
+# glance-api restarts in place (a move costs a stop and a start as well) and moves on the third failure.
+# In active-active an instance that fails under a VIP would keep the VIP down for its restart: with 1
+# the VIP moves at once to a node whose instance runs, the failed instance waits for failure-timeout.
+MIGRATION_THRESHOLD = {"active-passive": 3, "active-active": 1}
 STORE_BACKENDS = tuple(conf.STORE_NAMES)
 # The seed's glance-api.conf options and what replaces them.
 LEGACY_OPTIONS = {
@@ -644,6 +649,9 @@ def _derive_all(cfg):
         cfg["api"]["bind_host"] = "::" if ":" in vip["internal"] + vip["public"] else "0.0.0.0"
     else:
         cfg["api"]["bind_host"] = vip["internal"]
+    cluster = cfg["cluster"]
+    cluster["meta"] = dict(cluster.get("meta") or {})
+    cluster["meta"].setdefault("migration-threshold", MIGRATION_THRESHOLD[cluster["mode"]])
     _derive_shared_dirs(cfg)
     cfg["conf"] = conf.sections(cfg)
     return cfg

@@ -279,6 +279,19 @@ def test_active_active_binds_everywhere(settings, example_pillar):
     assert settings(example_pillar["glance_ha"])["cluster"]["mode"] == "active-passive"
 
 
+def test_migration_threshold_follows_the_mode_unless_set(settings, example_pillar):
+    """Unset: 3 in active-passive (restart in place), 1 in active-active (a failed instance's VIP moves
+    at once to a running instance); a value in the pillar wins in both modes."""
+    meta = {"cluster": {"meta": {"failure-timeout": "120s"}}}
+    passive = deep_merge(example_pillar["glance_ha"], meta)
+    active = deep_merge(passive, {"cluster": {"mode": "active-active"}})
+    assert settings(passive)["cluster"]["meta"] == {"failure-timeout": "120s", "migration-threshold": 3}
+    assert settings(active)["cluster"]["meta"] == {"failure-timeout": "120s", "migration-threshold": 1}
+    for pillar in (passive, active):
+        assert settings(deep_merge(pillar, {"cluster": {"meta": {"migration-threshold": 5}}}))[
+            "cluster"]["meta"]["migration-threshold"] == 5
+
+
 def test_iso_intervals_and_odd_names(settings, example_pillar):
     pillar = deep_merge(example_pillar["glance_ha"], {
         "cluster": {"monitor": {"interval": "PT30S", "timeout": "PT1M"}, "meta": {"failure-timeout": "PT2M"}},

@@ -198,9 +198,12 @@ def comes_before(before, first, then):
 
 @pytest.fixture
 def running(modules, cib, pillar):
-    """Active-active on three simulated nodes, everything started: {resource: nodes}."""
+    """Active-active on three simulated nodes with migration-threshold 3 set in the pillar (an
+    instance restarts in place, as in active-passive), everything started: {resource: nodes}."""
     add_nodes(cib)
-    apply(modules, mode(pillar, "active-active"))
+    data = mode(pillar, "active-active")
+    data["glance_ha"]["cluster"]["meta"]["migration-threshold"] = 3
+    apply(modules, data)
     simulate(cib, *[a for n in NODES for a in ("--node-up", n)])
     return placement(cib)
 
@@ -253,12 +256,12 @@ def test_a_failed_instance_under_a_vip_recovers_in_place_with_its_vip(cib, runni
 
 
 def test_with_migration_threshold_1_a_failed_instance_sends_its_vip_to_another(modules, cib, pillar, tmp_path):
-    """The same failure with migration-threshold 1: the VIP moves at once to a node whose instance
-    runs; the failed instance stays stopped until failure-timeout expires."""
+    """The same failure with migration-threshold 1 (active-active's default): the VIP moves at once
+    to a node whose instance runs; the failed instance stays stopped until failure-timeout expires."""
     add_nodes(cib)
-    data = mode(pillar, "active-active")
-    data["glance_ha"]["cluster"]["meta"]["migration-threshold"] = 1
-    apply(modules, data)
+    apply(modules, mode(pillar, "active-active"))
+    assert cib.root().find(f".//primitive[@id='{RSC}']/meta_attributes/nvpair[@name='migration-threshold']"
+                           ).get("value") == "1"
     simulate(cib, *[a for n in NODES for a in ("--node-up", n)])
     vip_node = placement(cib)[INT][0]
     out, before = graph(cib, tmp_path, "--op-inject", f"p_glance-api_monitor_30000@{vip_node}=7")
