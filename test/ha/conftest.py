@@ -439,6 +439,9 @@ CONSTRAINTS = {
     "active-active": {f"col_{vip}_with_{CLONE}" for vip in (INT_VIP, PUB_VIP)}
                      | {f"ord_{CLONE}_before_{vip}" for vip in (INT_VIP, PUB_VIP)},
 }
+# The formula's default when the pillar sets none (a failed instance under a VIP in active-active sends
+# the VIP to a running instance at once).
+MIGRATION_THRESHOLD = {"active-passive": "3", "active-active": "1"}
 # The formula's own resources besides the primitives, per mode.
 WRAPPERS = {"active-passive": set(), "active-active": {CLONE}}
 
@@ -504,7 +507,7 @@ def assert_consistent(lab, token, corrected=True):
     assert len(eps) == len(set(eps)), eps  # no duplicate endpoint
     if corrected:
         assert {c.get("id") for c in cons} == CONSTRAINTS[mode]
-        assert meta(root, RESOURCE, "migration-threshold") == "3"
+        assert meta(root, RESOURCE, "migration-threshold") == MIGRATION_THRESHOLD[mode]
         assert eps == [("admin", f"http://{lab.vip_internal}:9292", "RegionOne"),
                        ("internal", f"http://{lab.vip_internal}:9292", "RegionOne"),
                        ("public", f"http://{lab.vip_public}:9292", "RegionOne")]
