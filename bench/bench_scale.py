@@ -26,6 +26,7 @@ nothing. Run as root, under the heavy lock:
 """
 
 import argparse
+import collections
 import ctypes
 import json
 import os
@@ -50,6 +51,7 @@ from lab.lab import MODES, Lab, LabError
 
 KEYSTONE_PORT = 5000
 RUNNING = "crm: running "
+EXECUTING, COMPLETED = "Executing state ", "Completed state ["
 CLONE_NEWNET = 0x40000000
 SO_ATTACH_FILTER = 26
 PACKET_OUTGOING = 4
@@ -150,13 +152,27 @@ def minion_log(lab, n):
 
 
 def tool_runs(lab, offsets):
-    """[argv] of every Pacemaker tool the formula ran on any controller since ``offsets`` (log sizes)."""
+    """[(state, argv)] of every Pacemaker tool the formula ran on any controller since ``offsets`` (log
+    sizes); state: the function of the Salt state that was executing (Salt's "Executing state" line),
+    or "-" outside one (SLS rendering, requisites)."""
     out = []
     for n, start in offsets.items():
         with open(minion_log(lab, n), encoding="utf-8", errors="replace") as handle:
             handle.seek(start)
-            out += [line.split(RUNNING, 1)[1].split() for line in handle.read().splitlines() if RUNNING in line]
+            state = "-"
+            for line in handle.read().splitlines():
+                if EXECUTING in line:
+                    state = line.split(EXECUTING, 1)[1].split(" for [", 1)[0]
+                elif COMPLETED in line:
+                    state = "-"
+                elif RUNNING in line:
+                    out.append((state, line.split(RUNNING, 1)[1].split()))
     return out
+
+
+def is_cib_read(argv):
+    """A read of the whole CIB (not of its version: `--xpath /cib --no-children`)."""
+    return argv[0] == "cibadmin" and "--query" in _flags(argv[1:]) and "--xpath" not in argv
 
 
 class Measured:
@@ -188,9 +204,9 @@ class Measured:
         return {"seconds": seconds, "rc": rc, "minions": len(data) if isinstance(data, dict) else 0,
                 "changed": sum(changes(r) for r in rets), "failed": sum(failed(r) for r in rets),
                 "cib_before": v0, "cib_after": v1, "epoch_delta": (v1[0] - v0[0]) * 10**6 + v1[1] - v0[1],
-                "cib_reads": sum(1 for w in runs if w[0] == "cibadmin" and "--query" in _flags(w[1:])
-                                 and "--xpath" not in w),
-                "cib_writes": sum(1 for w in runs if WRITE_FLAGS.get(w[0], set()) & _flags(w[1:])),
+                "cib_reads": sum(1 for _s, w in runs if is_cib_read(w)),
+                "cib_reads_by_state": dict(collections.Counter(s for s, w in runs if is_cib_read(w))),
+                "cib_writes": sum(1 for _s, w in runs if WRITE_FLAGS.get(w[0], set()) & _flags(w[1:])),
                 "tool_runs": len(runs), "keystone": ks, "keystone_writers": sorted(writers)}
 
 
@@ -263,7 +279,8 @@ def table(rows):
                 f"{p['failed']} failed; CIB {'.'.join(map(str, p['cib_before']))} -> "
                 f"{'.'.join(map(str, p['cib_after']))}, formula: {p['cib_reads']} read(s), {p['cib_writes']} "
                 f"write(s), {p['tool_runs']} tool runs; Keystone {ks['token']}/{ks['read']}/{ks['write']}"
-                f"{' by ' + ','.join(p['keystone_writers']) if p['keystone_writers'] else ''}")
+                f"{' by ' + ','.join(p['keystone_writers']) if p['keystone_writers'] else ''}; CIB reads by state: "
+                + ", ".join(f"{k} {v}" for k, v in sorted(p["cib_reads_by_state"].items())))
         lines.append(f"  {r['mode']} x{r['nodes']} bring-up {r['bring_up']:.0f} s, sync_all {r['sync_all']:.1f} s, "
                      f"teardown {r['teardown']:.0f} s; PSS svc {r['memory']['pss_svc'] / 2**20:.0f} MiB")
     return "\n".join(lines)
