@@ -12,7 +12,8 @@ One lab at a time, each torn down before the next, in the mode of LAB_MODE (defa
   - CIB reads per run: the formula's whole-CIB reads (`cibadmin --query`), counted from the
     "crm: running ..." lines its one Pacemaker tool runner (_utils/pcmk_tools.py) writes to every
     minion's debug log, as test_one_cib_read_per_run does (reads by Pacemaker itself, its agents or
-    crm_mon are not the formula's and are not counted); summed over the controllers;
+    crm_mon are not the formula's and are not counted); summed over the controllers, and attributed to
+    the Salt state that ran them;
   - Keystone requests per run (token / read / write, lab.httpcount.classify): read off the wire on the
     services namespace's eth0 (an AF_PACKET socket with a BPF filter for TCP to port 5000), every HTTP
     request line that reaches Keystone, from any controller. The lab's Keystone keeps no access log and
