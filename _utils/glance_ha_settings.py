@@ -53,6 +53,12 @@ DB_DRIVERS = ("mysql+pymysql", "postgresql", "postgresql+psycopg2")
 NOTIFY_DRIVERS = ("messagingv2", "messaging", "noop", "log")
 MONITOR_LEVELS = ("process", "http", "healthcheck", "api")
 CLUSTER_MODES = ("active-passive", "active-active")
+# disable_by_file_path of the healthcheck app in glance's own glance-api-paste.ini (the formula does
+# not render the paste file): while it exists, GET /healthcheck answers 503 DISABLED BY FILE.
+HEALTHCHECK_DISABLE_FILE = "/etc/glance/healthcheck_disable"
+# The agent's drain wait leaves two fifths of the stop timeout (2 x 10 s of the primitive's 60 s stop op,
+# glance_ha/cluster/objects.jinja) to glance's graceful stop and the KILL.
+MAX_DRAIN_DELAY = 40
 STORE_BACKENDS = tuple(conf.STORE_NAMES)
 # The seed's glance-api.conf options and what replaces them.
 LEGACY_OPTIONS = {
@@ -515,6 +521,14 @@ def _validate_cluster(cl, errors, rules):
     if cl.get("monitor_level") not in MONITOR_LEVELS:
         errors.append(f"glance_ha:cluster:monitor_level: {cl.get('monitor_level')!r} is not one of"
                       f" {', '.join(MONITOR_LEVELS)}")
+    drain = cl.get("drain_file")
+    if drain not in (None, "") and not (_is_abs_path(drain) and not drain.endswith("/")):
+        errors.append(f"glance_ha:cluster:drain_file: {drain!r} is not an absolute file path ('' = no drain;"
+                      f" unset = {HEALTHCHECK_DISABLE_FILE} in active-active, no drain in active-passive)")
+    if not _is_int(cl.get("drain_delay"), 0, MAX_DRAIN_DELAY):
+        errors.append(f"glance_ha:cluster:drain_delay: {cl.get('drain_delay')!r} is not a number of seconds"
+                      f" (0-{MAX_DRAIN_DELAY}: the stop timeout, 60 s, keeps 20 s for glance's graceful stop"
+                      " and the KILL)")
     for name, value in (cl.get("meta") or {}).items():
         if isinstance(value, (dict, list)) or value is None:
             errors.append(f"glance_ha:cluster:meta:{name}: must be a scalar")
@@ -644,6 +658,11 @@ def _derive_all(cfg):
         cfg["api"]["bind_host"] = "::" if ":" in vip["internal"] + vip["public"] else "0.0.0.0"
     else:
         cfg["api"]["bind_host"] = vip["internal"]
+    # The drain at stop matters where a balancer polls every instance's /healthcheck: active-active.
+    # In active-passive the VIP moves with the single instance.
+    if cfg["cluster"].get("drain_file") is None:
+        active_active = cfg["cluster"].get("mode") == "active-active"
+        cfg["cluster"]["drain_file"] = HEALTHCHECK_DISABLE_FILE if active_active else ""
     _derive_shared_dirs(cfg)
     cfg["conf"] = conf.sections(cfg)
     return cfg
