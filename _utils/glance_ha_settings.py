@@ -58,6 +58,12 @@ CLUSTER_MODES = ("active-passive", "active-active")
 # In active-active an instance that fails under a VIP would keep the VIP down for its restart: with 1
 # the VIP moves at once to a node whose instance runs, the failed instance waits for failure-timeout.
 MIGRATION_THRESHOLD = {"active-passive": 3, "active-active": 1}
+# disable_by_file_path of the healthcheck app in glance's own glance-api-paste.ini (the formula does
+# not render the paste file): while it exists, GET /healthcheck answers 503 DISABLED BY FILE.
+HEALTHCHECK_DISABLE_FILE = "/etc/glance/healthcheck_disable"
+# The agent's drain wait leaves two fifths of the stop timeout (2 x 10 s of the primitive's 60 s stop op,
+# glance_ha/cluster/objects.jinja) to glance's graceful stop and the KILL.
+MAX_DRAIN_DELAY = 40
 STORE_BACKENDS = tuple(conf.STORE_NAMES)
 # The seed's glance-api.conf options and what replaces them.
 LEGACY_OPTIONS = {
@@ -520,6 +526,14 @@ def _validate_cluster(cl, errors, rules):
     if cl.get("monitor_level") not in MONITOR_LEVELS:
         errors.append(f"glance_ha:cluster:monitor_level: {cl.get('monitor_level')!r} is not one of"
                       f" {', '.join(MONITOR_LEVELS)}")
+    drain = cl.get("drain_file")
+    if drain not in (None, "") and not (_is_abs_path(drain) and not drain.endswith("/")):
+        errors.append(f"glance_ha:cluster:drain_file: {drain!r} is not an absolute file path ('' = no drain;"
+                      f" unset = {HEALTHCHECK_DISABLE_FILE} in active-active, no drain in active-passive)")
+    if not _is_int(cl.get("drain_delay"), 0, MAX_DRAIN_DELAY):
+        errors.append(f"glance_ha:cluster:drain_delay: {cl.get('drain_delay')!r} is not a number of seconds"
+                      f" (0-{MAX_DRAIN_DELAY}: the stop timeout, 60 s, keeps 20 s for glance's graceful stop"
+                      " and the KILL)")
     for name, value in (cl.get("meta") or {}).items():
         if isinstance(value, (dict, list)) or value is None:
             errors.append(f"glance_ha:cluster:meta:{name}: must be a scalar")
@@ -652,6 +666,10 @@ def _derive_all(cfg):
     cluster = cfg["cluster"]
     cluster["meta"] = dict(cluster.get("meta") or {})
     cluster["meta"].setdefault("migration-threshold", MIGRATION_THRESHOLD[cluster["mode"]])
+    # The drain at stop matters where a balancer polls every instance's /healthcheck: active-active.
+    # In active-passive the VIP moves with the single instance.
+    if cluster.get("drain_file") is None:
+        cluster["drain_file"] = HEALTHCHECK_DISABLE_FILE if cluster["mode"] == "active-active" else ""
     _derive_shared_dirs(cfg)
     cfg["conf"] = conf.sections(cfg)
     return cfg

@@ -74,6 +74,13 @@ need_root = pytest.mark.skipif(os.geteuid() != 0, reason="the agent's tests need
 
 def run_agent(action, params, *, interval=None, timeout=30, env=None, path_prefix=None):
     """Run the agent like pacemaker-execd does: OCF_RESKEY_* environment, op timeout in ms."""
+    full = agent_env(params, interval=interval, timeout=timeout, env=env, path_prefix=path_prefix)
+    return subprocess.run([str(AGENT), action], env=full, capture_output=True, text=True,
+                          timeout=timeout + 30, check=False)
+
+
+def agent_env(params, *, interval=None, timeout=30, env=None, path_prefix=None):
+    """The environment pacemaker-execd gives the agent for an operation on ``params``."""
     full = {"PATH": f"{path_prefix}:{SYS_PATH}" if path_prefix else SYS_PATH, "LANG": "C",
             "OCF_ROOT": OCF_ROOT, "OCF_RA_VERSION_MAJOR": "1", "OCF_RA_VERSION_MINOR": "0",
             "OCF_RESOURCE_INSTANCE": params.get("_name", "p_glance-api"),
@@ -85,8 +92,7 @@ def run_agent(action, params, *, interval=None, timeout=30, env=None, path_prefi
         if not key.startswith("_"):
             full[f"OCF_RESKEY_{key}"] = str(value)
     full.update(env or {})
-    return subprocess.run([str(AGENT), action], env=full, capture_output=True, text=True,
-                          timeout=timeout + 30, check=False)
+    return full
 
 
 def ocf_tester(name, params, timeout=240):

@@ -4,6 +4,7 @@ thin _modules/glance_ha.py (validation rules, the masked view); INI editing: _ut
 import copy
 
 import pytest
+import yaml
 from salt.exceptions import SaltInvocationError
 
 from test.conftest import FORMULA_ROOT, deep_merge
@@ -140,6 +141,12 @@ def test_endpoints_derive_from_vips(settings, example_pillar):
     ({"cluster": {"mode": None}}, "glance_ha:cluster:mode", "active-passive, active-active"),
     ({"cluster": {"clone": "cl glance"}}, "glance_ha:cluster:clone", "Pacemaker id"),
     ({"cluster": {"clone": "p_glance-api"}}, "glance_ha:cluster:vip_resources", "must differ"),
+    ({"cluster": {"drain_file": "healthcheck_disable"}}, "glance_ha:cluster:drain_file", "absolute file path"),
+    ({"cluster": {"drain_file": "/etc/glance/"}}, "glance_ha:cluster:drain_file", "absolute file path"),
+    ({"cluster": {"drain_delay": -1}}, "glance_ha:cluster:drain_delay", "number of seconds (0-40"),
+    ({"cluster": {"drain_delay": "10s"}}, "glance_ha:cluster:drain_delay", "number of seconds"),
+    ({"cluster": {"drain_delay": True}}, "glance_ha:cluster:drain_delay", "number of seconds"),
+    ({"cluster": {"drain_delay": 41}}, "glance_ha:cluster:drain_delay", "stop timeout"),
     ({"cluster": {"vip_resources": {"internal": "p_glance-api"}}}, "glance_ha:cluster:vip_resources",
      "must differ"),
     ({"cluster": {"meta": {"failure-timeout": "soon"}}}, "glance_ha:cluster:meta:failure-timeout",
@@ -290,6 +297,31 @@ def test_migration_threshold_follows_the_mode_unless_set(settings, example_pilla
     for pillar in (passive, active):
         assert settings(deep_merge(pillar, {"cluster": {"meta": {"migration-threshold": 5}}}))[
             "cluster"]["meta"]["migration-threshold"] == 5
+
+
+def test_drain_file_follows_the_mode(settings, example_pillar, pure):
+    """Unset, the drain file is glance's own disable_by_file_path in active-active (a balancer polls every
+    instance) and none in active-passive (the VIP moves with the one instance); set, it is kept as set."""
+    passive = example_pillar["glance_ha"]
+    active = deep_merge(passive, {"cluster": {"mode": "active-active"}})
+    assert settings(passive)["cluster"]["drain_file"] == ""
+    assert settings(active)["cluster"]["drain_file"] == "/etc/glance/healthcheck_disable"
+    assert settings(active)["cluster"]["drain_delay"] == 0
+    assert settings(deep_merge(active, {"cluster": {"drain_file": ""}}))["cluster"]["drain_file"] == ""
+    chosen = deep_merge(passive, {"cluster": {"drain_file": "/run/glance/drain", "drain_delay": 40}})
+    assert (settings(chosen)["cluster"]["drain_file"], settings(chosen)["cluster"]["drain_delay"]) == (
+        "/run/glance/drain", 40)
+    assert pure.HEALTHCHECK_DISABLE_FILE == "/etc/glance/healthcheck_disable"
+
+
+def test_longest_drain_delay_fits_the_stop_op(pure):
+    """The agent's wait keeps a fifth of the stop timeout (2-10 s) for glance's graceful stop and another
+    for the KILL: the longest drain_delay the pillar accepts is what the primitive's stop op leaves."""
+    objects = yaml.safe_load((FORMULA_ROOT / "test" / "golden" / "cluster-active-active.yaml").read_text())
+    primitive = next(o for o in objects if o.get("primitive") == "p_glance-api")
+    stop = next(op for op in primitive["ops"] if op["name"] == "stop")
+    timeout = int(stop["timeout"].removesuffix("s"))
+    assert pure.MAX_DRAIN_DELAY == timeout - 2 * min(10, max(2, timeout // 5))
 
 
 def test_iso_intervals_and_odd_names(settings, example_pillar):

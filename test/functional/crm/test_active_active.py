@@ -103,8 +103,10 @@ def test_switching_mode_is_one_write_keeping_the_primitive(modules, cib, pillar,
     assert cib.epoch == epoch + 1  # one write
     assert cib.verify().returncode == 0, cib.verify().stderr
     assert parent_tag(cib, RSC) == ("clone", CLONE)
-    # ids kept (bind_host of a single-VIP site changes value, not id): no new instance_attributes
-    assert [i for i in cib.ids(RSC) if i not in rsc_ids] == []
+    # ids kept (bind_host of a single-VIP site changes value, not id): no new instance_attributes; the
+    # only new ids are the nvpairs of the drain at stop, which active-active turns on by default
+    drain = sorted(f"{RSC}-instance_attributes-{name}" for name in ("drain_delay", "drain_file"))
+    assert sorted(i for i in cib.ids(RSC) if i not in rsc_ids) == drain
     aa = [c for c in AA_CONSTRAINTS if not (single_vip and PUB in c)]
     assert [c for c in AP_CONSTRAINTS if cib.find(c) is not None] == []
     assert [c for c in aa if cib.find(c) is None] == []
