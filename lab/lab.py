@@ -20,7 +20,8 @@ lab's state file and its life cycle (preflight, up, cleanup, down).
 
 STONITH is disabled in the lab only (a node "crash" here cannot be fenced unless enable_fencing() is
 on); real sites must fence. Env: LAB_PREFIX (gl), LAB_NET (198.51.100.0/24), LAB_RUN (lab/run/<prefix>),
-LAB_TOKEN (corosync token in ms, 1000), LAB_CONTROLLERS (3 to 5; default 3), LAB_MODE (the pillar's
+LAB_TOKEN (corosync token in ms, 1000), LAB_TOKEN_COEFFICIENT (corosync's token_coefficient in ms,
+unset: Corosync's 650), LAB_CONTROLLERS (3 to 5; default 3), LAB_MODE (the pillar's
 cluster:mode, active-passive; set_mode() changes it on a running lab).
 """
 
@@ -54,7 +55,8 @@ class Lab(Topology, Nodes, Fencing, ServicesNamespace, Probes):
     """One lab: namespaces, processes and state under run_dir (see the module docstring)."""
 
     def __init__(self, prefix: str | None = None, net: str | None = None, run_dir=None, nodes: int | None = None,
-                 token: int | None = None, tied: bool = False, log=None, mode: str | None = None):
+                 token: int | None = None, tied: bool = False, log=None, mode: str | None = None,
+                 token_coefficient: int | None = None):
         self.prefix = prefix or os.environ.get("LAB_PREFIX", "gl")
         if not re.fullmatch(r"[a-z][a-z0-9]{0,7}", self.prefix):
             raise LabError(f"prefix {self.prefix!r}: 1-8 lowercase letters/digits (interface names <= 15)")
@@ -66,6 +68,8 @@ class Lab(Topology, Nodes, Fencing, ServicesNamespace, Probes):
             raise LabError(f"{nodes} controllers: the lab runs {MIN_CONTROLLERS} to {MAX_CONTROLLERS}")
         self.nodes = nodes
         self.token = int(token or os.environ.get("LAB_TOKEN", "1000"))
+        coefficient = token_coefficient if token_coefficient is not None else os.environ.get("LAB_TOKEN_COEFFICIENT")
+        self.token_coefficient = None if coefficient in (None, "") else int(coefficient)
         mode = mode or os.environ.get("LAB_MODE", "active-passive")
         if mode not in MODES:
             raise LabError(f"mode {mode!r}: one of {', '.join(MODES)}")
@@ -78,7 +82,8 @@ class Lab(Topology, Nodes, Fencing, ServicesNamespace, Probes):
         self.fenced: list[tuple[str, float]] = []  # (node, time.monotonic()) of every fence carried out
         self.timings: dict[str, float] = {}
         self.state: dict = {"prefix": self.prefix, "net": str(self.net), "nodes": nodes,
-                            "token": self.token, "mode": mode, "procs": {}}
+                            "token": self.token, "token_coefficient": self.token_coefficient, "mode": mode,
+                            "procs": {}}
 
     # ---- state file ------------------------------------------------------------------------
     @property
@@ -98,7 +103,7 @@ class Lab(Topology, Nodes, Fencing, ServicesNamespace, Probes):
             raise LabError(f"no lab state in {lab.run_dir} (run `python -m lab up` first)")
         state = json.loads(lab.state_file.read_text())
         lab = cls(prefix=state["prefix"], net=state["net"], run_dir=lab.run_dir, nodes=state["nodes"],
-                  token=state["token"], **kw)
+                  token=state["token"], token_coefficient=state.get("token_coefficient"), **kw)
         lab.state = state
         return lab
 

@@ -30,7 +30,7 @@ CLUSTER_PROPERTIES = (("stonith-enabled", "false"), ("dc-deadtime", "2s"))
 
 class Nodes:
     """Controllers ctl1..ctlN of one lab, and the PID 1s of its namespaces (needs Topology and the
-    lab's state: self.run_dir, self.state, self.tied, self._popen, self.token)."""
+    lab's state: self.run_dir, self.state, self.tied, self._popen, self.token, self.token_coefficient)."""
 
     def node_dir(self, n: int) -> Path:
         return self.run_dir / self.node_name(n)
@@ -101,8 +101,10 @@ class Nodes:
         # node id keeps quorum when exactly half the controllers are gone (two crashes of four).
         two = ("  two_node: 1\n" if self.nodes == 2 else
                "  auto_tie_breaker: 1\n  auto_tie_breaker_node: highest\n" if self.nodes % 2 == 0 else "")
+        coefficient = ("" if self.token_coefficient is None
+                       else f"  token_coefficient: {self.token_coefficient}\n")
         return (f"totem {{\n  version: 2\n  cluster_name: {self.prefix}lab\n  transport: knet\n"
-                f"  crypto_cipher: none\n  crypto_hash: none\n  token: {self.token}\n}}\n"
+                f"  crypto_cipher: none\n  crypto_hash: none\n  token: {self.token}\n{coefficient}}}\n"
                 f"nodelist {{\n{nodes}}}\n"
                 f"quorum {{\n  provider: corosync_votequorum\n{two}}}\n"
                 "logging {\n  to_logfile: yes\n  logfile: /var/log/corosync/corosync.log\n"

@@ -57,6 +57,18 @@ class Probes:
         return {"dc": dc.get("name") if dc is not None and dc.get("present") == "true" else None,
                 "online": online, "resources": res}
 
+    def ring_id(self, n: int) -> str:
+        """Corosync's ring id as controller n sees it (it changes with every membership change)."""
+        out = self.exec(n, ["corosync-quorumtool", "-s"], timeout=30).stdout
+        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Ring ID"))
+
+    def token_warnings(self, n: int) -> int:
+        """Lines of controller n's corosync log saying the token was late (Corosync warns at
+        token_warning, 75 % of the token, by default): the early sign of a false failover."""
+        proc = self.exec(n, ["grep", "-c", "Token has not been received", "/var/log/corosync/corosync.log"],
+                         check=False, timeout=30)
+        return int(proc.stdout.strip() or 0)
+
     def locate(self, resource: str) -> list[str]:
         return self.cluster_status()["resources"].get(resource, [])
 

@@ -12,6 +12,8 @@ import os
 import secrets
 import shutil
 import tempfile
+import threading
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -21,6 +23,10 @@ from lab.lab import VENV, VENV_OS, Lab, remove_empty_namespaces
 from lab.probes import wait_for
 
 RESOURCE = "p_glance-api"
+CLONE = "cl_glance-api"
+MODES = ("active-passive", "active-active")
+# Parametrised over both modes (cluster:mode): every test of these files that takes `cluster_mode`.
+MODE_FILES = ("test_faults_cluster.py", "test_faults_salt.py", "test_faults_services.py")
 # The session's lab while it runs: a module with a lab of its own (another number of controllers) stops
 # it first, so that two labs never run at once; such modules run last (pytest_collection_modifyitems).
 SESSION_LABS: list = []
@@ -156,17 +162,30 @@ PIDFILE = "/run/resource-agents/p_glance-api.pid"
 _ORDER = {"test_crm_live.py": 0, "test_lab.py": 1, "test_day0.py": 2, "test_secrets.py": 2.5, "test_clean.py": 4}
 
 
+def pytest_generate_tests(metafunc):
+    """The fault tests run in both cluster modes, on the same lab (``cluster_mode``)."""
+    if "cluster_mode" in metafunc.fixturenames and Path(str(metafunc.definition.fspath)).name in MODE_FILES:
+        metafunc.parametrize("cluster_mode", MODES, ids=["ap", "aa"], scope="session")
+
+
+def _mode_of(item) -> str:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("cluster_mode", MODES[0]) if callspec else MODES[0]
+
+
 def pytest_collection_modifyitems(session, config, items):
     """Within test/ha: test_crm_live.py (a cluster of its own), test_lab.py on the fresh lab, then
-    test_day0.py, test_secrets.py, test_faults*.py, test_clean.py (file order, then definition order), then
-    the tests with a lab of their own (OWN_LAB_FIXTURES); other directories keep their places. Every file
-    the order names must exist, so a rename cannot silently reorder."""
+    test_day0.py, test_secrets.py, the other files (test_faults*.py among them) in active-passive, the
+    same fault tests in active-active (one switch there and one back), test_clean.py (file order, then
+    definition order), then the tests with a lab of their own (OWN_LAB_FIXTURES); other directories keep
+    their places. Every file the order names must exist, so a rename cannot silently reorder."""
     here = Path(__file__).resolve().parent
     missing = [name for name in _ORDER if not (here / name).exists()]
     assert not missing, f"test/ha/conftest.py orders files that do not exist: {missing}"
     slots = [i for i, it in enumerate(items) if Path(str(it.fspath)).resolve().parent == here]
     ours = [items[i] for i in slots]
-    ranked = sorted(ours, key=lambda it: _ORDER.get(Path(str(it.fspath)).name, 3))
+    ranked = sorted(ours, key=lambda it: _ORDER.get(Path(str(it.fspath)).name, 3)
+                    + (0.5 if _mode_of(it) == "active-active" else 0))
     ranked = sorted(ranked, key=lambda it: any(f in it.fixturenames for f in OWN_LAB_FIXTURES))
     for i, it in zip(slots, ranked):
         items[i] = it
@@ -208,16 +227,90 @@ def ledger(lab, token):
     return Ledger(lab, token)
 
 
+def holders(lab):
+    """{vip: [controllers whose eth0 carries it]} (read with `ip -n`, so a crashed node holds none)."""
+    m = lab.vip_map()
+    return {vip: sorted(n for n, addrs in m.items() if vip in addrs)
+            for vip in (lab.vip_internal, lab.vip_public)}
+
+
+class VipWatch:
+    """Samples every controller's addresses every 100 ms in a thread: [(time.monotonic(), holders)]."""
+
+    def __init__(self, lab):
+        self.lab, self.samples, self._stop = lab, [], threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            t = time.monotonic()
+            self.samples.append((t, holders(self.lab)))
+            self._stop.wait(max(0.0, 0.1 - (time.monotonic() - t)))
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(10)
+
+    def changes(self, t0):
+        out, last = [], None
+        for t, h in self.samples:
+            if h != last:
+                out.append((round(t - t0, 2), h))
+                last = h
+        return out
+
+
+class Poller:
+    """lab/client.py `poll` through the public VIP: a request every 100 ms, 2 s timeout."""
+
+    def __init__(self, lab, token):
+        self.lab, self.token = lab, token
+        base = lab.run_dir / f"poll-{secrets.token_hex(3)}"
+        self.stop, self.ready = Path(f"{base}.stop"), Path(f"{base}.ready")
+
+    def __enter__(self):
+        self.job = self.lab.client_start("poll", url=self.lab.image_url(True) + "/v2/images", token=self.token,
+                                         interval=0.1, timeout=2, stop=str(self.stop), ready=str(self.ready),
+                                         duration=900)
+        wait_for("the poller's first answer", self.ready.exists, 30, 0.05)
+        return self
+
+    def __exit__(self, *exc):
+        time.sleep(0.5)
+        self.stop.touch()
+        self.polls = self.lab.client_finish(self.job, timeout=120)["polls"]
+        self.failed = [p for p in self.polls if p[2] != 200]
+        self.stop.unlink(missing_ok=True)
+        self.ready.unlink(missing_ok=True)
+
+    def summary(self):
+        return f"{len(self.failed)} failed of {len(self.polls)} requests"
+
+
+def tracked(mode: str) -> str:
+    """The resource whose node a fault hits: glance-api itself in active-passive; in active-active,
+    where glance runs everywhere, the public VIP (the node the clients' requests go to)."""
+    return RESOURCE if mode == "active-passive" else PUB_VIP
+
+
 class Baseline:
-    """Where things were when a fault test started: the node that runs glance-api, the DC."""
+    """Where things were when a fault test started: ``active`` (the node of ``tracked(mode)``), the
+    nodes with a glance-api (``instances``), the DC."""
 
     def __init__(self, lab, status):
-        self.lab = lab
-        where = status["resources"].get(RESOURCE, [])
+        self.lab, self.mode = lab, lab.mode
+        self.instances = sorted(status["resources"].get(RESOURCE, []))
+        where = status["resources"].get(tracked(self.mode), [])
         assert len(where) == 1, status
         self.active = where[0]
         self.n = lab.node_number(self.active)
         self.dc = status["dc"]
+        want = [self.active] if self.mode == "active-passive" else sorted(status["online"])
+        assert self.instances == want, status
 
     def others(self):
         return [n for n in self.lab.node_range if n != self.n]
@@ -240,12 +333,12 @@ def restore(lab):
         lab.heal(n)
     if lab.fencing_enabled:
         lab.disable_fencing()
+    booted = [n for n in lab.node_range if not lab.is_running(n)]
+    for n in booted:
+        lab.start(n, wait=False)
+    # a node that kept running with Pacemaker stopped (its boot starts it on the others)
     for n in lab.node_range:
-        if not lab.is_running(n):
-            lab.start(n, wait=False)
-    lab.wait_cluster(120)
-    for n in lab.node_range:
-        if lab.exec(n, ["pgrep", "-x", "pacemakerd"], check=False).returncode != 0:
+        if n not in booted and lab.exec(n, ["pgrep", "-x", "pacemakerd"], check=False).returncode != 0:
             start_pacemaker(lab, n)
     lab.wait_cluster(120)
     first = lab.live_nodes()[0]
@@ -253,7 +346,11 @@ def restore(lab):
         lab.exec(first, ["crm_standby", "-N", lab.node_name(n), "-v", "off"], check=False)
     lab.exec(first, ["crm_resource", "--cleanup", "-r", RESOURCE], check=False)
     lab.wait_settled(180)
-    wait_for("one copy of glance-api", lambda: len(lab.locate(RESOURCE)) == 1, 120)
+    if lab.mode == "active-passive":
+        wait_for("one copy of glance-api", lambda: len(lab.locate(RESOURCE)) == 1, 120)
+    else:
+        wait_for("glance-api on every controller",
+                 lambda: sorted(lab.locate(RESOURCE)) == sorted(lab.node_name(n) for n in lab.node_range), 120)
     token = lab.admin_token()
     wait_for("the image API through the VIP",
              lambda: lab.client_call("request", url=f"{lab.image_url(True)}/v2/images", token=token,
@@ -275,6 +372,48 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
+@pytest.fixture(scope="session")
+def cluster_mode():
+    """The lab's cluster:mode a test wants (parametrised over MODES for MODE_FILES)."""
+    return MODES[0]
+
+
+def switch_mode(lab, mode):
+    """cluster:mode changed in the lab's pillar and applied to every controller at once: every state
+    succeeds, the CIB's configuration is written once (epoch + 1), no VIP is on two controllers at any
+    poll (every 100 ms) and once settled the API answers through the VIP; then the lab is restored in
+    the new mode. Prints the VIP holders over time."""
+    epoch = int(cib(lab).get("epoch"))
+    lab.set_mode(mode)
+    with Poller(lab, lab.admin_token()) as poll, VipWatch(lab) as watch:
+        t0 = time.monotonic()
+        rc, data = apply_all(lab)
+        lab.wait_settled(180)
+        wait_for("the image API through the VIP", lambda: lab.client_call(
+            "request", url=f"{lab.image_url(True)}/v2/images", token=poll.token, request_timeout=5)["status"] == 200,
+            120, 0.5)
+    failed = {m: [s.get("__id__") for s in r.values() if s.get("result") is not True] if isinstance(r, dict)
+              else [str(r)[:300]] for m, r in data.items()}
+    assert rc == 0 and not any(failed.values()), f"switch to {mode}: {failed}"
+    print(f"switch to {mode}: {poll.summary()}, VIP holders over time:", watch.changes(t0))
+    assert int(cib(lab).get("epoch")) == epoch + 1, "the switch is one CIB write"
+    assert watch.samples and all(len(h) <= 1 for _t, hs in watch.samples for h in hs.values()), watch.changes(t0)
+    restore(lab)
+
+
+@pytest.fixture(autouse=True)
+def _lab_mode(request):
+    """Every test on the session's lab finds it in the mode it wants (``cluster_mode``): the first test
+    of the other mode switches it (after the first highstate), and the first test after them back."""
+    if "lab" not in request.fixturenames:
+        return
+    wanted = request.getfixturevalue("cluster_mode")
+    lab = request.getfixturevalue("lab")
+    if lab.mode != wanted:
+        request.getfixturevalue("first_apply")
+        switch_mode(lab, wanted)
+
+
 @pytest.fixture
 def baseline(request, lab, first_apply, ledger, token):
     """A restored lab before the test, with an image of the test's own in the ledger (so no "no image
@@ -290,10 +429,21 @@ def baseline(request, lab, first_apply, ledger, token):
 
 # ---- the shared audit ------------------------------------------------------------------------------
 INT_VIP, PUB_VIP = "p_ip_glance-api", "p_ip_glance-api-public"
-PUB_COLOCATION = f"col_{PUB_VIP}_with_{INT_VIP}"
-CONSTRAINTS = {f"col_{RESOURCE}_with_{INT_VIP}", f"ord_{INT_VIP}_before_{RESOURCE}", PUB_COLOCATION,
-               f"ord_{PUB_VIP}_before_{RESOURCE}", f"ord_{RESOURCE}_stops_before_{INT_VIP}",
-               f"ord_{RESOURCE}_stops_before_{PUB_VIP}"}
+# The constraint that keeps the public VIP in place, and the formula's constraints, per mode.
+PUB_COLOCATION = {"active-passive": f"col_{PUB_VIP}_with_{INT_VIP}",
+                  "active-active": f"col_{PUB_VIP}_with_{CLONE}"}
+CONSTRAINTS = {
+    "active-passive": {f"col_{RESOURCE}_with_{INT_VIP}", f"ord_{INT_VIP}_before_{RESOURCE}",
+                       PUB_COLOCATION["active-passive"], f"ord_{PUB_VIP}_before_{RESOURCE}",
+                       f"ord_{RESOURCE}_stops_before_{INT_VIP}", f"ord_{RESOURCE}_stops_before_{PUB_VIP}"},
+    "active-active": {f"col_{vip}_with_{CLONE}" for vip in (INT_VIP, PUB_VIP)}
+                     | {f"ord_{CLONE}_before_{vip}" for vip in (INT_VIP, PUB_VIP)},
+}
+# The formula's default when the pillar sets none (a failed instance under a VIP in active-active sends
+# the VIP to a running instance at once).
+MIGRATION_THRESHOLD = {"active-passive": "3", "active-active": "1"}
+# The formula's own resources besides the primitives, per mode.
+WRAPPERS = {"active-passive": set(), "active-active": {CLONE}}
 
 
 def cib(lab, n=None):
@@ -328,9 +478,11 @@ def object_ids(root):
 
 
 def assert_consistent(lab, token, corrected=True):
-    """Exactly one set of the formula's CIB objects (three primitives, the VIPs once each, no duplicate
-    constraint or id), `crm_verify -L` clean, one image service with no duplicate endpoint; with
-    ``corrected``, exactly the formula's constraints and values and the three endpoints on the VIPs."""
+    """Exactly one set of the formula's CIB objects for the lab's mode (three primitives, in
+    active-active inside the clone; the VIPs once each, no duplicate constraint or id), `crm_verify -L`
+    clean, one image service with no duplicate endpoint; with ``corrected``, exactly the formula's
+    constraints and values and the three endpoints on the VIPs."""
+    mode = lab.mode
     root = cib(lab)
     prims = [p for p in root.iterfind(".//resources//primitive") if p.get("class") != "stonith"]
     assert sorted(p.get("id") for p in prims) == sorted([RESOURCE, INT_VIP, PUB_VIP])
@@ -344,29 +496,41 @@ def assert_consistent(lab, token, corrected=True):
     ids = object_ids(root)
     assert len(ids) == len(set(ids)), [i for i, c in collections.Counter(ids).items() if c > 1]
     tagged = [ref.get("id") for ref in root.iterfind("configuration/tags/tag[@id='glance_ha']/obj_ref")]
-    assert sorted(tagged) == sorted(CONSTRAINTS | {RESOURCE, INT_VIP, PUB_VIP}), tagged  # the formula's own
+    assert sorted(tagged) == sorted(CONSTRAINTS[mode] | WRAPPERS[mode] | {RESOURCE, INT_VIP, PUB_VIP}), tagged
+    clones = [c.get("id") for c in root.iterfind(".//resources/clone")]
+    assert clones == sorted(WRAPPERS[mode]), clones
+    if mode == "active-active":
+        assert root.find(f".//resources/clone[@id='{CLONE}']/primitive[@id='{RESOURCE}']") is not None
     assert lab.exec(lab.live_nodes()[0], ["crm_verify", "-L"], check=False).returncode == 0
     services, eps = catalog(lab, token)
     assert services == 1
     assert len(eps) == len(set(eps)), eps  # no duplicate endpoint
     if corrected:
-        assert {c.get("id") for c in cons} == CONSTRAINTS
-        assert meta(root, RESOURCE, "migration-threshold") == "3"
+        assert {c.get("id") for c in cons} == CONSTRAINTS[mode]
+        assert meta(root, RESOURCE, "migration-threshold") == MIGRATION_THRESHOLD[mode]
         assert eps == [("admin", f"http://{lab.vip_internal}:9292", "RegionOne"),
                        ("internal", f"http://{lab.vip_internal}:9292", "RegionOne"),
                        ("public", f"http://{lab.vip_public}:9292", "RegionOne")]
 
 
 def audit(lab, ledger, token, tag):
-    """After every fault test, once the cluster has settled: glance-api runs once, both VIPs on its
-    node (the lab's mode: one active controller, VIPs colocated); exactly one set of the formula's
-    CIB objects and one image service with its three endpoints (assert_consistent); every image
-    uploaded so far downloads with its sha256; a fresh image round-trips through the public VIP."""
+    """After every fault test, once the cluster has settled, where the mode says: in active-passive
+    glance-api runs once and both VIPs on its node; in active-active glance-api runs on every online
+    controller and each VIP on exactly one of them. Then exactly one set of the formula's CIB objects
+    and one image service with its three endpoints (assert_consistent); every image uploaded so far
+    downloads with its sha256; a fresh image round-trips through the public VIP."""
     lab.wait_settled(180)
-    where = lab.locate(RESOURCE)
-    assert len(where) == 1, f"audit after {tag}: {RESOURCE} runs on {where}"
-    assert sorted(lab.vip_holders(lab.vip_internal) + lab.vip_holders(lab.vip_public)) == where * 2, \
-        f"audit after {tag}: VIPs not with {RESOURCE} on {where}"
+    where = sorted(lab.locate(RESOURCE))
+    holders = {vip: lab.vip_holders(vip) for vip in (lab.vip_internal, lab.vip_public)}
+    if lab.mode == "active-passive":
+        assert len(where) == 1, f"audit after {tag}: {RESOURCE} runs on {where}"
+        assert sorted(holders[lab.vip_internal] + holders[lab.vip_public]) == where * 2, \
+            f"audit after {tag}: VIPs {holders} not with {RESOURCE} on {where}"
+    else:
+        online = sorted(lab.cluster_status()["online"])
+        assert where == online, f"audit after {tag}: {RESOURCE} runs on {where}, online {online}"
+        assert all(len(h) == 1 and h[0] in where for h in holders.values()), \
+            f"audit after {tag}: VIPs {holders}, {RESOURCE} on {where}"
     assert_consistent(lab, token)
     ledger.add(f"audit-{tag}")
     assert ledger.verify() == [], f"audit after {tag}: images lost"

@@ -17,42 +17,14 @@ bench/bench_failover.py) while:
 import json
 import secrets
 import time
-from pathlib import Path
 
 import pytest
 
-from test.ha.conftest import RESOURCE, glance_pid, restore, wait_for
+from test.ha.conftest import RESOURCE, Poller, glance_pid, restore
 
 STATE = "glance_ha_|-glance_ha-cluster-running-config_|-p_glance-api_|-running_config"
 CONF = "/etc/glance/glance-api.conf"
 CREDENTIALS = "/etc/glance/ocf-credentials"
-
-
-class Poller:
-    """lab/client.py `poll` through the public VIP: a request every 100 ms, 2 s timeout."""
-
-    def __init__(self, lab, token):
-        self.lab, self.token = lab, token
-        base = lab.run_dir / f"poll-{secrets.token_hex(3)}"
-        self.stop, self.ready = Path(f"{base}.stop"), Path(f"{base}.ready")
-
-    def __enter__(self):
-        self.job = self.lab.client_start("poll", url=self.lab.image_url(True) + "/v2/images", token=self.token,
-                                         interval=0.1, timeout=2, stop=str(self.stop), ready=str(self.ready),
-                                         duration=900)
-        wait_for("the poller's first answer", self.ready.exists, 30, 0.05)
-        return self
-
-    def __exit__(self, *exc):
-        time.sleep(0.5)
-        self.stop.touch()
-        self.polls = self.lab.client_finish(self.job, timeout=120)["polls"]
-        self.failed = [p for p in self.polls if p[2] != 200]
-        self.stop.unlink(missing_ok=True)
-        self.ready.unlink(missing_ok=True)
-
-    def summary(self):
-        return f"{len(self.failed)} failed of {len(self.polls)} requests"
 
 
 def apply(lab, target="ctl*", pillar=None, opts=()):
