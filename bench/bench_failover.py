@@ -248,6 +248,7 @@ class Bench:
         n = lab.node_number(where)
         dc = lab.cluster_status()["dc"]
         job, files = self.poller()
+        t_detect, fails_before = None, lab.failcount(RESOURCE, where) if fault == "kill" else 0
         try:
             wait_for("the poller's first answer", files["ready"].exists, 30, 0.05)
             time.sleep(0.5 + (random.uniform(0, self.monitor_interval) if fault == "kill" else 0))
@@ -257,8 +258,16 @@ class Bench:
                 time.sleep(2.5)
             elif fault == "kill":
                 self.inject(fault, n)
-                # a dead glance refuses connections until the cluster acts: the poller sees it fail
-                wait_for("the API to answer again", files["recovered"].exists, 240, 0.1)
+                # A dead glance refuses connections until the cluster acts: the poller sees it fail.
+                # The fail count rises when the monitor has found it dead: the downtime splits into
+                # the detection (the kill's phase in the monitor period) and what the cluster does.
+                deadline = time.monotonic() + 240
+                while not files["recovered"].exists():
+                    if time.monotonic() > deadline:
+                        raise LabError("the API did not answer again within 240 s of the kill")
+                    if t_detect is None and lab.failcount(RESOURCE, where) > fails_before:
+                        t_detect = time.monotonic()
+                    time.sleep(0.02)
                 time.sleep(0.3)
             else:
                 self.inject(fault, n)
@@ -272,9 +281,12 @@ class Bench:
         finally:
             polls = self.finish(job, files)
         secs, nfail = downtime(polls, t_fault)
-        self.restore(fault, n)
         out = {"fault": fault, "node": where, "dc_hit": dc == where, "seconds": secs,
                "failed_requests": nfail, "polls": len(polls)}
+        if t_detect is not None and nfail:
+            first = min(p[0] for p in polls if p[2] != 200 and p[0] >= t_fault - 0.5)
+            out.update(detected=t_detect - t_fault, after_detection=first + secs - t_detect)
+        self.restore(fault, n)
         if fault == "busy":
             out["busy"] = busy
         return out
@@ -465,6 +477,17 @@ def failover_table(results) -> str:
             label = row["label"] if len(results) == 1 else f"{config}, {row['label']}"
             lines.append(f"{fault:10} | {label:36} | {len(secs):2d} | {_cell(secs):>26} | "
                          f"{_cell(fails, '{:.0f}'):>31} | {verdict}")
+    split = [(r["config"], row) for r in results for row in r["rows"]
+             if any("after_detection" in t for t in row["trials"])]
+    if split:
+        lines += ["", "kill split at the fail count's rise (the monitor found glance dead):", ""]
+        head = f"{'mode':48} | {'n':>2} | {'detected after p50 / p95 / max s':>32} | then up again p50 / p95 / max s"
+        lines += [head, "-" * len(head)]
+        for config, row in split:
+            got = [t for t in row["trials"] if "after_detection" in t]
+            label = row["label"] if len(results) == 1 else f"{config}, {row['label']}"
+            lines.append(f"{label:48} | {len(got):2d} | {_cell([t['detected'] for t in got]):>32} | "
+                         f"{_cell([t['after_detection'] for t in got])}")
     return "\n".join(lines)
 
 
