@@ -18,7 +18,8 @@ active-active the one holding the public VIP (every controller runs an instance 
 Downtime of one trial = from the start of the first failed request to the end of the earliest
 successful request started after it (0 when no request failed); failed requests = the requests that
 got no 200 within 2 s. A kill is injected at a random point of the monitor period (uniform), so its
-downtime samples the whole detection delay. Between trials the lab is restored (fail counts cleaned
+downtime samples the whole detection delay; it is also split at the moment glance-api's fail count
+rises (the monitor found it dead): the detection, then what the cluster does. Between trials the lab is restored (fail counts cleaned
 up on the primitive, or on the clone in active-active; node started again / back online / healed)
 and `crm_resource --wait` settles.
 
