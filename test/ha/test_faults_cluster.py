@@ -285,8 +285,9 @@ def test_busy_active_node_is_not_failed_over(lab, baseline, ledger, token, clust
     loop = "while :; do :; done"
     lab.exec(n, ["sh", "-c", (f"for i in $(seq {hogs}); do setsid -f timeout {seconds} sh -c '{loop}' "
                               "</dev/null >/dev/null 2>&1; done")])
-    busy = lab.exec(n, ["pgrep", "-c", "-f", f"^sh -c {loop}$"], check=False).stdout.strip()
-    assert busy == str(hogs), busy
+    # setsid -f returns before its child has exec'd: wait until every loop runs
+    wait_for(f"{hogs} busy loops", lambda: lab.exec(n, ["pgrep", "-c", "-f", f"^sh -c {loop}$"],
+                                                   check=False).stdout.strip() == str(hogs), 10, 0.1)
     with Poller(lab, token) as poll:
         wait_for("the busy loops to end", lambda: lab.exec(
             n, ["pgrep", "-f", f"^sh -c {loop}$"], check=False).returncode != 0, seconds + 30, 1)
