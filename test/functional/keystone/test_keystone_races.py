@@ -151,16 +151,16 @@ def test_two_writers_at_once_one_service_three_endpoints(two_roots, keystone, cl
 
     Shown failing against the states before that rule (`git checkout a6c0724 -- _states _utils`):
     2 image services and 6 POST /v3/endpoints, one service's endpoints per run."""
-    gate, lock, seen, arrivals = threading.Event(), threading.Lock(), [], []
+    read = ("GET", "/v3/services")
+    gate, lock, arrivals = threading.Event(), threading.Lock(), []
 
     def before(method, path):
+        request = (method, path.split("?")[0])
         with lock:
-            arrivals.append((method, path.split("?")[0]))
-        if method == "GET" and path.split("?")[0] == "/v3/services":
-            with lock:
-                seen.append(time.monotonic())
-                if len(seen) >= 2:
-                    gate.set()
+            arrivals.append(request)
+            if arrivals.count(read) >= 2:
+                gate.set()
+        if request == read:
             gate.wait(90)
 
     with proxy(keystone, before=before) as both:
@@ -175,7 +175,7 @@ def test_two_writers_at_once_one_service_three_endpoints(two_roots, keystone, cl
     # the proxy logs a request when it has answered it; the order of arrival is what shows both read first
     arrived = [x for x in arrivals if x[1] != "/v3/auth/tokens"]
     first_write = next(i for i, (m, _p) in enumerate(arrived) if m != "GET")
-    assert arrived[:first_write].count(("GET", "/v3/services")) >= 2, arrived
+    assert arrived[:first_write].count(read) >= 2, arrived
     assert [x[:2] for x in log].count(("POST", "/v3/services")) == 2, log
     rets = [json.loads(out)["local"] for out, _err in outs]
     failures = [s["comment"] for r in rets for s in r.values() if s["result"] is not True]
