@@ -401,6 +401,18 @@ def switch_mode(lab, mode):
     restore(lab)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _module_lab_mode(request):
+    """A module outside MODE_FILES runs in the default mode, and so do its module-scoped fixtures,
+    which pytest sets up before any test's own (``_lab_mode`` would come too late for them): the
+    session's lab, if it runs, is switched back here when the fault tests left it in the other mode."""
+    if Path(str(request.node.fspath)).name in MODE_FILES:
+        return
+    for lab in SESSION_LABS:
+        if lab.mode != MODES[0]:
+            switch_mode(lab, MODES[0])
+
+
 @pytest.fixture(autouse=True)
 def _lab_mode(request):
     """Every test on the session's lab finds it in the mode it wants (``cluster_mode``): the first test
