@@ -20,10 +20,10 @@ SALT_CALL = os.path.join(os.path.dirname(os.path.abspath(__import__("sys").execu
 
 
 class _Held(_Handler):
-    """The proxy's handler with two hooks: ``hold(method, path)`` seconds to wait before answering
-    (after Keystone has handled the request), ``before(method, path, token)`` before forwarding it
-    (``token``: its X-Auth-Token, which tells one run's requests from another's; None for a token
-    request)."""
+    """The proxy's handler with two hooks, each given the request's method, path and X-Auth-Token
+    (which tells one run's requests from another's; None for a token request):
+    ``before(method, path, token)`` before forwarding it, ``hold(method, path, token)`` after Keystone
+    has answered it and before the client gets the answer: seconds to wait (it may also block)."""
 
     def _forward(self):
         self.server.hooks["before"](self.command, self.path, self.headers.get("X-Auth-Token"))
@@ -32,13 +32,13 @@ class _Held(_Handler):
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = _forward   # the base binds its own
 
     def send_response(self, code, message=None):
-        delay = self.server.hooks["hold"](self.command, self.path)
+        delay = self.server.hooks["hold"](self.command, self.path, self.headers.get("X-Auth-Token"))
         if delay:
             time.sleep(delay)
         super().send_response(code, message)
 
 
-def proxy(keystone, hold=lambda m, p: 0, before=lambda m, p, t: None):
+def proxy(keystone, hold=lambda m, p, t: 0, before=lambda m, p, t: None):
     p = CountingProxy(keystone.url)
     p.server.RequestHandlerClass = _Held
     p.server.hooks = {"hold": hold, "before": before}
@@ -60,7 +60,7 @@ def test_write_not_repeated_after_a_read_timeout(kc_states, kc_auth, keystone, c
     10 s read timeout: the state fails saying the request may have reached Keystone and was not
     repeated; Keystone saw exactly one POST (the proxy's count) and holds one image service, which the
     next run adopts without a write."""
-    with proxy(keystone, hold=lambda m, p: 12 if is_services_post(m, p) else 0) as slow:
+    with proxy(keystone, hold=lambda m, p, _t: 12 if is_services_post(m, p) else 0) as slow:
         auth = dict(kc_auth, auth_url=slow.url + "/v3")
         start = time.monotonic()
         ret = kc_states.keystone_catalog.service_present(name="glance", service_type="image",
@@ -144,33 +144,37 @@ def two_roots(kc_minion_root, tmp_path, formula_root, state_tree):
 
 def test_two_writers_at_once_one_service_three_endpoints(two_roots, keystone, clean_image):
     """Two salt-call processes (two minion roots of the same id: no shared cache or lock) apply
-    glance_ha.endpoints at the same moment, both the writer. The proxy holds every read of the image
-    service until both runs have sent theirs, so both decide on the same empty catalog (the order in
-    which requests reach the proxy proves it: a GET /v3/services of each run, told apart by its token,
-    before the first write; and two POST /v3/services). A run whose held read times out (10 s) reads
-    again, and that read is held too, so a run up to about 20 s late still reads the same catalog. Both runs succeed, converging on the lowest ids (doc/keystone_catalog.md, "Two
-    writers at once"); afterwards Keystone holds one image service with exactly one endpoint per
-    interface, and a third run changes nothing.
+    glance_ha.endpoints at the same moment, both the writer. The proxy holds Keystone's answer to
+    every read of the image services until Keystone has answered such a read of each run (told apart
+    by its token), so both decide on the same empty catalog: neither can write before it has its
+    answer (the proxy's events prove it: a read of each run answered before the first write arrived;
+    and two POST /v3/services). A run whose held answer comes after its 10 s read timeout reads again,
+    so a run up to about 20 s late still reads the same catalog. Both runs succeed, converging on the
+    lowest ids (doc/keystone_catalog.md, "Two writers at once"); afterwards Keystone holds one image
+    service with exactly one endpoint per interface, and a third run changes nothing.
 
     Shown failing against the states before that rule (`git checkout a6c0724 -- _states _utils`):
     2 image services and 6 POST /v3/endpoints, one service's endpoints per run."""
     read = ("GET", "/v3/services")
-    gate, lock, arrivals = threading.Event(), threading.Lock(), []
+    gate, lock, events = threading.Event(), threading.Lock(), []   # (what, (method, path), token)
 
-    def readers(requests):
-        return {t for r, t in requests if r == read}
+    def readers(upto):
+        return {t for what, r, t in upto if what == "answered" and r == read}
 
     def before(method, path, token):
-        request = (method, path.split("?")[0])
         with lock:
-            arrivals.append((request, token))
-            # two runs, not two attempts: a held read past the 10 s read timeout is sent again by its run
-            if len(readers(arrivals)) >= 2:
-                gate.set()
-        if request == read:
-            gate.wait(90)
+            events.append(("arrived", (method, path.split("?")[0]), token))
 
-    with proxy(keystone, before=before) as both:
+    def hold(method, path, token):
+        if (method, path.split("?")[0]) == read:
+            with lock:
+                events.append(("answered", read, token))
+                if len(readers(events)) >= 2:
+                    gate.set()
+            gate.wait(90)
+        return 0
+
+    with proxy(keystone, hold=hold, before=before) as both:
         override = json.dumps({"glance_ha": {"keystone": {"auth_url": both.url + "/v3"}}})
         procs = [subprocess.Popen([SALT_CALL, "--local", "-c", str(root), "--out=json", "state.sls",
                                    "glance_ha.endpoints", f"pillar={override}"],
@@ -179,10 +183,9 @@ def test_two_writers_at_once_one_service_three_endpoints(two_roots, keystone, cl
         outs = [p.communicate(timeout=240) for p in procs]
         log = [x for x in requests_log(both) if x[1] != "/v3/auth/tokens"]
     assert gate.is_set(), f"the two runs never read at the same time: {log}"
-    # the proxy logs a request when it has answered it; the order of arrival is what shows both read first
-    arrived = [x for x in arrivals if x[0][1] != "/v3/auth/tokens"]
-    first_write = next(i for i, ((m, _p), _t) in enumerate(arrived) if m != "GET")
-    assert len(readers(arrived[:first_write])) == 2, arrived
+    first_write = next(i for i, (what, (m, p), _t) in enumerate(events)
+                       if what == "arrived" and m != "GET" and p != "/v3/auth/tokens")
+    assert len(readers(events[:first_write])) == 2, events
     assert [x[:2] for x in log].count(("POST", "/v3/services")) == 2, log
     rets = [json.loads(out)["local"] for out, _err in outs]
     failures = [s["comment"] for r in rets for s in r.values() if s["result"] is not True]
