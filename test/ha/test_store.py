@@ -106,8 +106,11 @@ def test_standby_during_an_import_task(lab, baseline, token):
     assert r["status"] == 202, r
     standby(lab, baseline.active)
     t0 = time.monotonic()
-    api_back(lab, token)
+    # a standby is not instant (glance stops gracefully, the import still running): the old node answers
+    # until it has stopped, so wait for the move first, then for the API through the VIP on the new node
     new = moved_from(lab, baseline.active, baseline.others()[0])
+    api_back(lab, token)
+    lab.wait_settled(120)
     status = wait_for("the import to end", lambda: image_status(lab, token, staged["id"], unless="importing"),
                       240, 1)
     print(f"standby during import: image {status} after {time.monotonic() - t0:.1f} s; glance on {new}")
