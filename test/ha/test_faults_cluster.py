@@ -1,4 +1,4 @@
-"""Cluster faults on the lab (issue 6), each on a restored lab (the `baseline` fixture), each checking
+"""Cluster faults on the lab, in both cluster modes, each on a restored lab (the `baseline` fixture), each checking
 recovery and that no image was lost (the session's ledger: every image whose upload returned success
 downloads with the same sha256 after the fault).
 
@@ -267,7 +267,7 @@ def test_busy_active_node_is_not_failed_over(lab, baseline, ledger, token, clust
     (corosync token 1000 ms, monitor 10 s) and fencing ON: no membership change (corosync's ring id
     unchanged on every node), nobody fenced, glance-api's fail count, placement and PID unchanged,
     the VIPs where they were. Corosync runs with a real-time scheduling policy (checked), which is what
-    keeps its token moving on a busy node (doc/ha.md, "Detection")."""
+    keeps its token moving on a busy node (doc/detection.md)."""
     node, n = baseline.active, baseline.n
     policy = lab.exec(n, ["sh", "-c", "chrt -p $(pidof corosync)"]).stdout
     assert "SCHED_RR" in policy, policy

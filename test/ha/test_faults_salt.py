@@ -1,4 +1,4 @@
-"""Salt runs racing with faults (issue 6): a highstate while the active controller crashes, and two
+"""Salt runs racing with faults: a highstate while the active controller crashes, and two
 highstates at once (`concurrent=True`, so the two runs really overlap on every minion, the writer
 included). Before each, the configuration drifts: p_glance-api's migration-threshold changed, the
 public VIP's colocation deleted, the internal image endpoint deleted from Keystone. Afterwards the CIB
