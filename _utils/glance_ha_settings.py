@@ -65,7 +65,7 @@ HEALTHCHECK_DISABLE_FILE = "/etc/glance/healthcheck_disable"
 # glance_ha/cluster/objects.jinja) to glance's graceful stop and the KILL.
 MAX_DRAIN_DELAY = 40
 STORE_BACKENDS = tuple(conf.STORE_NAMES)
-# The seed's glance-api.conf options and what replaces them.
+# The HA guide's glance-api.conf options and what replaces them.
 LEGACY_OPTIONS = {
     "sql_connection": "[database] connection (pillar glance_ha:database)",
     "notifier_strategy": "[oslo_messaging_notifications] driver (pillar glance_ha:messaging:driver)",
@@ -307,7 +307,7 @@ def _validate_messaging(msg, errors):
     driver = msg.get("driver")
     if driver not in NOTIFY_DRIVERS:
         errors.append(f"glance_ha:messaging:driver: {driver!r} is not one of {', '.join(NOTIFY_DRIVERS)}"
-                      " (the seed's notifier_strategy = rabbit is messagingv2)")
+                      " (the HA guide's notifier_strategy = rabbit is messagingv2)")
         return
     hosts = msg.get("hosts")
     if not isinstance(hosts, list):
